@@ -1,0 +1,93 @@
+"""Throughput of the default pipeline: collection and training, in transitions per second.
+
+    python bench/pipeline.py [pipeline.yaml] [--train-steps N]
+
+Collection runs the collect stage of the config on its executor (a local Ray by default),
+shard writing included, Ray start-up excluded. Training times the real train step on
+windows of the resulting dataset, after compilation. The last line is one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("config", nargs="?", default=str(ROOT / "pipeline.yaml"))
+    parser.add_argument("--train-steps", type=int, default=40)
+    args = parser.parse_args()
+
+    from icrl.config import load_config
+
+    base = load_config(args.config)
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = base.model_copy(update={"run": base.run.model_copy(update={"root": tmp, "name": "bench"})})
+        from icrl.collect.executors import make_executor
+        from icrl.fingerprint import stage_fingerprints
+
+        fps = stage_fingerprints(cfg)
+        collect_dir = cfg.run_dir / "collect"
+        collect_dir.mkdir(parents=True)
+        executor = make_executor(
+            cfg.collect.executor, address=cfg.ray.address, num_cpus=cfg.ray.num_cpus, max_retries=cfg.ray.max_retries
+        )  # Ray starts here, before the clock and before any JAX work
+        from icrl.collect.stage import run_collect
+
+        summary = run_collect(cfg, collect_dir, fps["collect"], executor=executor)
+        collect_tps = summary["rows"] / summary["seconds"]
+        print(
+            f"collect: {summary['rows']} transitions in {summary['seconds']:.2f}s on {summary['executor']} "
+            f"({summary['units']} units, compilation included) = {collect_tps:,.0f} transitions/s",
+            flush=True,
+        )
+
+        from icrl.jax_runtime import enable_compilation_cache
+
+        enable_compilation_cache()
+        import jax
+
+        from icrl.datasets.dataset import Dataset
+        from icrl.datasets.sampler import WindowSampler
+        from icrl.datasets.stage import run_datasets
+        from icrl.distill.model import build_model, model_spec
+        from icrl.distill.train import init_state, make_optimizer, make_train_step
+        from icrl.envs import make_family
+
+        run_datasets(cfg, collect_dir, fps["collect"], cfg.run_dir / "datasets", fps["datasets"])
+        dataset = Dataset(cfg.run_dir / "datasets" / cfg.datasets.dataset_id)
+        env = make_family(cfg.env.id, cfg.env.settings(), heldout=cfg.tasks.heldout, split_seed=0).env
+        space = env.observation_space(env.default_params)
+        spec = model_spec(cfg.distill, num_actions=env.num_actions, num_obs=getattr(space, "n", None))
+        model = build_model(spec)
+        d = cfg.distill
+        sampler = WindowSampler(dataset.columns(), context_length=d.context_length, num_actions=env.num_actions, seed=0)
+        optimizer = make_optimizer(d)
+        step = make_train_step(model, optimizer, seed=0)
+        state = init_state(model, optimizer, sampler.obs[0], seed=0)
+        state, metrics = step(state, sampler.batch(d.batch_size, 0))  # compile
+        jax.block_until_ready(metrics)
+        start = time.perf_counter()
+        for i in range(1, args.train_steps + 1):
+            state, metrics = step(state, sampler.batch(d.batch_size, i))
+        jax.block_until_ready(metrics)
+        seconds = time.perf_counter() - start
+        train_tps = args.train_steps * d.batch_size * d.context_length / seconds
+        print(
+            f"train: {args.train_steps} steps of {d.batch_size}x{d.context_length} transitions in {seconds:.2f}s "
+            f"= {train_tps:,.0f} transitions/s ({seconds / args.train_steps * 1000:.0f} ms/step, sampling included)",
+            flush=True,
+        )
+        executor.close()
+    print(json.dumps({"collect_tps": round(collect_tps, 1), "train_tps": round(train_tps, 1)}))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,5 @@
+import sys
+
+from icrl.cli import main
+
+sys.exit(main())

@@ -1,0 +1,84 @@
+"""The collect stage: plan units, run the missing ones on an executor, keep a ledger of finished shards."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from icrl.atomic import sha256_file, write_json
+from icrl.collect.units import UnitJob, UnitResult, plan_units, run_unit
+from icrl.console import progress, say
+from icrl.envs import make_family
+from icrl.envs.tasks import canonical_json
+
+LEDGER = "ledger.json"
+
+
+def plan(cfg: Any, stage_dir: Path) -> list[UnitJob]:
+    """Returns every unit of the collect stage of pipeline config `cfg`, in index order."""
+    family = make_family(cfg.env.id, cfg.env.settings(), heldout=cfg.tasks.heldout, split_seed=cfg.tasks.split_seed)
+    source = cfg.collect
+    return plan_units(
+        family.train,  # held-out tasks never enter the training data
+        histories_per_task=source.histories_per_task,
+        histories_per_unit=source.histories_per_unit,
+        shard_dir=stage_dir / "shards",
+        env_id=cfg.env.id,
+        env_settings=canonical_json(cfg.env.settings()),
+        source=source.source,
+        source_settings=canonical_json(source.model_dump(exclude={"executor", "seed", "source"})),
+        seed=source.seed,
+    )
+
+
+def read_ledger(stage_dir: Path, fingerprint: str) -> dict[int, UnitResult]:
+    """Returns the finished units recorded in the ledger whose shard is still intact on disk."""
+    try:
+        ledger = json.loads((stage_dir / LEDGER).read_text())
+    except (OSError, ValueError):
+        return {}
+    if ledger.get("fingerprint") != fingerprint:
+        return {}
+    finished = {}
+    for entry in ledger.get("units", {}).values():
+        result = UnitResult(**entry)
+        shard = stage_dir / "shards" / result.path
+        if shard.is_file() and shard.stat().st_size == result.bytes and sha256_file(shard) == result.sha256:
+            finished[result.index] = result
+        else:
+            say(f"collect: shard {shard} is missing or damaged; collecting it again")
+    return finished
+
+
+def _write_ledger(stage_dir: Path, fingerprint: str, finished: dict[int, UnitResult]) -> None:
+    units = {str(i): asdict(finished[i]) for i in sorted(finished)}
+    write_json(stage_dir / LEDGER, {"fingerprint": fingerprint, "units": units})
+
+
+def run_collect(cfg: Any, stage_dir: Path, fingerprint: str, *, executor: Any) -> dict[str, Any]:
+    """Runs the units not yet in the ledger on `executor`; returns the stage summary."""
+    jobs = plan(cfg, stage_dir)
+    finished = read_ledger(stage_dir, fingerprint)
+    todo = [job for job in jobs if job.index not in finished]
+    if finished:
+        say(f"collect: resuming, {len(finished)} of {len(jobs)} units already done")
+    start = time.monotonic()
+    results = executor.map_unordered(run_unit, todo)
+    for result in progress(results, total=len(jobs), initial=len(finished), desc="collect", unit="unit"):
+        finished[result.index] = result
+        _write_ledger(stage_dir, fingerprint, finished)
+    seconds = time.monotonic() - start
+    rows = sum(r.rows for r in finished.values())
+    new_rows = sum(finished[j.index].rows for j in todo)
+    return {
+        "units": len(jobs),
+        "histories": sum(r.histories for r in finished.values()),
+        "rows": rows,
+        "bytes": sum(r.bytes for r in finished.values()),
+        "seconds": round(seconds, 3),
+        "transitions_per_s": round(new_rows / seconds, 1) if todo and seconds > 0 else None,
+        "executor": executor.name,
+    }

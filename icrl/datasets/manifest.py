@@ -1,0 +1,56 @@
+"""manifest.json: every file of a dataset with its bytes, rows and sha256, and how to check them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from icrl.atomic import sha256_file, write_json
+from icrl.datasets.shards import FileInfo
+
+MANIFEST = "manifest.json"
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be trusted or read; the message names the file."""
+
+
+def write_manifest(root: Path, files: list[FileInfo], **fields: Any) -> dict[str, Any]:
+    """Writes `root/manifest.json` listing `files` (paths relative to `root`) and `fields`."""
+    manifest = {**fields, "files": [f.to_json() for f in sorted(files, key=lambda f: f.path)]}
+    write_json(root / MANIFEST, manifest)
+    return manifest
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    """Returns the manifest of the dataset at `root`; raises DatasetError if absent or unreadable."""
+    path = Path(root) / MANIFEST
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise DatasetError(f"{path}: missing: {root} is not an icrl dataset (or is incomplete)") from None
+    except (OSError, ValueError) as err:
+        raise DatasetError(f"{path}: unreadable manifest: {err}") from None
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list):
+        raise DatasetError(f"{path}: not an icrl manifest (no 'files' list)")
+    return manifest
+
+
+def verify(root: Path) -> dict[str, Any]:
+    """Checks every file the manifest lists (present, size, sha256); returns the manifest.
+
+    Raises DatasetError naming the first file that does not match.
+    """
+    root = Path(root)
+    manifest = read_manifest(root)
+    for entry in manifest["files"]:
+        path = root / entry["path"]
+        if not path.is_file():
+            raise DatasetError(f"{path}: missing (listed in {root / MANIFEST})")
+        size = path.stat().st_size
+        if size != entry["bytes"]:
+            raise DatasetError(f"{path}: {size} bytes, the manifest says {entry['bytes']} (truncated or altered)")
+        if sha256_file(path) != entry["sha256"]:
+            raise DatasetError(f"{path}: sha256 differs from the manifest (the file was altered)")
+    return manifest

@@ -1,0 +1,52 @@
+"""Model specs: everything needed to rebuild a trained model, saved beside its checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from icrl.atomic import write_json
+from icrl.distill.transformer import Transformer, TransformerPolicy
+
+MODEL_FILE = "model.json"
+
+
+def model_spec(distill: Any, *, num_actions: int, num_obs: int | None) -> dict[str, Any]:
+    """Returns the spec of the model that the distill config `distill` trains."""
+    return {
+        "kind": distill.model,
+        "num_actions": num_actions,
+        "num_obs": num_obs,
+        "context_length": distill.context_length,
+        "dim": distill.embed_dim,
+        "num_layers": distill.num_layers,
+        "num_heads": distill.num_heads,
+        "mlp_ratio": distill.mlp_ratio,
+        "dropout": distill.dropout,
+    }
+
+
+def build_model(spec: dict[str, Any]) -> Transformer:
+    """Returns the (unbound) Flax module described by `spec`."""
+    kind = spec["kind"]
+    if kind != "transformer":
+        raise ValueError(f"unknown model kind {kind!r}")
+    return Transformer(**{k: v for k, v in spec.items() if k != "kind"})
+
+
+def build_policy(spec: dict[str, Any]) -> TransformerPolicy:
+    """Returns the step-by-step inference wrapper of the model described by `spec`."""
+    return TransformerPolicy(build_model(spec))
+
+
+def save_spec(folder: Path, spec: dict[str, Any]) -> None:
+    write_json(Path(folder) / MODEL_FILE, spec)
+
+
+def load_spec(folder: Path) -> dict[str, Any]:
+    path = Path(folder) / MODEL_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise FileNotFoundError(f"{path}: cannot read the model spec: {err}") from None

@@ -1,0 +1,105 @@
+"""The evaluation report: summary.json figures, report.md and a plot of return vs episode."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from icrl.atomic import atomic_open, write_text
+
+PLOT_FILE = "returns.png"
+
+
+def split_summary(returns: np.ndarray) -> dict[str, Any]:
+    """Returns the figures of one split from its [rollouts, episodes] returns."""
+    per_episode = returns.mean(axis=0)
+    last = min(5, len(per_episode))
+    return {
+        "returns_per_episode": [round(float(x), 4) for x in per_episode],
+        "std_per_episode": [round(float(x), 4) for x in returns.std(axis=0)],
+        "rollouts": int(returns.shape[0]),
+        "episode_1": round(float(per_episode[0]), 4),
+        "last5_mean": round(float(per_episode[-last:].mean()), 4),
+    }
+
+
+def plot_returns(path: Path, summary: dict[str, Any], title: str) -> None:
+    """Draws mean return per in-context episode, per split, with the reference lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    styles = {"heldout": ("tab:blue", "model, held-out tasks"), "train": ("tab:cyan", "model, training tasks")}
+    for split, (color, label) in styles.items():
+        if split not in summary:
+            continue
+        mean = np.asarray(summary[split]["returns_per_episode"])
+        err = np.asarray(summary[split]["std_per_episode"]) / np.sqrt(summary[split]["rollouts"])
+        x = np.arange(1, len(mean) + 1)
+        ax.plot(x, mean, color=color, marker="o", ms=3, label=label)
+        ax.fill_between(x, mean - err, mean + err, color=color, alpha=0.2)
+    refs = summary["references"]
+    for key, color, label in (
+        ("optimal", "tab:green", "optimal"),
+        ("pi_data", "tab:orange", "π_data (demonstrator at ε floor)"),
+        ("random", "tab:gray", "random"),
+    ):
+        ax.axhline(refs[key], color=color, ls="--", lw=1.2, label=f"{label}: {refs[key]:.2f}")
+    curve = refs.get("source_curve")
+    if curve:
+        ax.plot(np.arange(1, len(curve) + 1), curve, color="tab:red", lw=1, alpha=0.7, label="source curriculum (training data)")
+    ax.set_xlabel("episode (in context)")
+    ax.set_ylabel("mean return")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_open(path) as f:
+        fig.savefig(f, format="png")
+    plt.close(fig)
+
+
+def render_report(summary: dict[str, Any]) -> str:
+    """Returns report.md for `summary`."""
+    refs = summary["references"]
+    policy = summary["policy"]
+    rule = "argmax (greedy)" if policy["rule"] == "greedy" else f"sampling at temperature {policy['temperature']}"
+    lines = [
+        f"# Evaluation: {summary['dataset']} → {summary['model']}",
+        "",
+        f"The frozen model (checkpoint step {summary['checkpoint_step']}) acted for {summary['episodes']} episodes "
+        "per rollout, its context carried across episodes and never reset. "
+        f"Actions: {rule}.",
+        "",
+        "| split | tasks | rollouts | episode 1 | last 5 episodes |",
+        "|---|---|---|---|---|",
+    ]
+    for split in ("heldout", "train"):
+        if split in summary:
+            s = summary[split]
+            lines.append(f"| {split} | {s['tasks']} | {s['rollouts']} | {s['episode_1']:.2f} | {s['last5_mean']:.2f} |")
+    lines += [
+        "",
+        "References (mean episode return on the held-out tasks):",
+        "",
+        f"- random policy: {refs['random']:.2f}",
+        f"- optimal policy: {refs['optimal']:.2f}",
+        f"- π_data, the best policy in the data (demonstrator at ε = {refs['epsilon_floor']}): {refs['pi_data']:.2f}",
+        "",
+    ]
+    if "heldout" in summary:
+        ratio = summary["heldout"]["last5_mean"] / refs["pi_data"] if refs["pi_data"] else float("nan")
+        lines.append(f"On held-out tasks the last five episodes reach {ratio:.2f}× π_data.")
+        lines.append("")
+    lines += [f"![return per episode]({PLOT_FILE})", ""]
+    return "\n".join(lines)
+
+
+def write_report(folder: Path, summary: dict[str, Any]) -> None:
+    """Writes report.md and the plot into `folder`."""
+    plot_returns(folder / PLOT_FILE, summary, f"{summary['dataset']}: in-context returns")
+    write_text(folder / "report.md", render_report(summary))

@@ -1,0 +1,63 @@
+"""In-context rollouts: a frozen model acts on a task for K episodes, its context carried across them."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol
+
+import jax
+import jax.numpy as jnp
+
+
+class ContextPolicy(Protocol):
+    """A sequence model that reads a stream of transitions one at a time."""
+
+    def init(self, obs: jax.Array) -> Any: ...
+
+    def step(self, params: Any, state: Any, token: tuple, t: jax.Array) -> tuple[jax.Array, Any]: ...
+
+
+def choose_action(logits: jax.Array, key: jax.Array, *, policy: str, temperature: float) -> jax.Array:
+    """Returns the action `policy` picks from `logits`: `greedy` (argmax) or `sample` at `temperature`."""
+    if policy == "greedy":
+        return jnp.argmax(logits).astype(jnp.int32)
+    return jax.random.categorical(key, logits / temperature).astype(jnp.int32)
+
+
+def make_rollout(
+    model: ContextPolicy, env: Any, *, episodes: int, policy: str, temperature: float
+) -> Callable[[Any, Any, jax.Array], jax.Array]:
+    """Returns `rollout(params, env_params, key) -> returns [episodes]`.
+
+    The model's context runs on across episode boundaries: it is never reset inside a
+    rollout. Episodes that end early (termination) are followed by the next one, and the
+    rollout stops counting after `episodes` of them.
+    """
+    num_actions = env.num_actions
+    max_steps = episodes * env.default_params.max_steps_in_episode
+
+    def rollout(params: Any, env_params: Any, key: jax.Array) -> jax.Array:
+        key, reset_key = jax.random.split(key)
+        obs, env_state = env.reset(reset_key, env_params)
+
+        def step(carry, inputs):
+            t, step_key = inputs
+            obs, env_state, prev_action, prev_reward, episode, returns, state = carry
+            logits, state = model.step(params, state, (obs, prev_action, prev_reward), t)
+            act_key, env_key = jax.random.split(step_key)
+            action = choose_action(logits, act_key, policy=policy, temperature=temperature)
+            obs, env_state, reward, terminated, truncated, _ = env.step(env_key, env_state, action, env_params)
+            done = jnp.logical_or(terminated, truncated)
+            returns = returns.at[episode].add(reward)  # slot `episodes` absorbs steps past the last
+            prev_action = jnp.where(done, num_actions, action).astype(jnp.int32)
+            prev_reward = jnp.where(done, 0.0, reward).astype(jnp.float32)
+            episode = jnp.minimum(episode + done.astype(jnp.int32), episodes)
+            return (obs, env_state, prev_action, prev_reward, episode, returns, state), None
+
+        init = (
+            obs, env_state, jnp.int32(num_actions), jnp.float32(0.0), jnp.int32(0),
+            jnp.zeros(episodes + 1, jnp.float32), model.init(obs),
+        )
+        (*_, returns, _), _ = jax.lax.scan(step, init, (jnp.arange(max_steps), jax.random.split(key, max_steps)))
+        return returns[:episodes]
+
+    return rollout

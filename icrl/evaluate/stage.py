@@ -1,0 +1,91 @@
+"""The evaluate stage: frozen model, in-context rollouts on held-out and training tasks, report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from icrl.atomic import write_json
+from icrl.console import say
+from icrl.datasets.dataset import Dataset
+from icrl.distill.model import build_model, build_policy, load_spec
+from icrl.distill.train import load_params
+from icrl.envs import make_family
+from icrl.envs.tasks import HELDOUT, TRAIN, Task
+from icrl.evaluate.references import reference_returns
+from icrl.evaluate.report import split_summary, write_report
+from icrl.evaluate.rollout import make_rollout
+
+RESULTS_DIR = "results"
+
+
+def eval_tasks(tasks: list[Task], *, train_tasks: int, seed: int) -> dict[str, list[Task]]:
+    """Returns the tasks to evaluate per split: every held-out task, a seeded sample of training ones."""
+    heldout = [t for t in tasks if t.split == HELDOUT]
+    train = [t for t in tasks if t.split == TRAIN]
+    pick = np.random.default_rng(seed).choice(len(train), size=min(train_tasks, len(train)), replace=False)
+    chosen = {HELDOUT: heldout, TRAIN: [train[i] for i in sorted(pick)]}
+    return {split: ts for split, ts in chosen.items() if ts}
+
+
+def source_curve(dataset: Dataset) -> list[float]:
+    """Returns the source's mean return per episode index over the training histories."""
+    returns = dataset.histories["episode_returns"].to_pylist()
+    if not returns:
+        return []
+    width = min(len(r) for r in returns)
+    return [round(float(x), 4) for x in np.mean([r[:width] for r in returns], axis=0)]
+
+
+def run_evaluate(cfg: Any, dataset: Dataset, distill_dir: Path, stage_dir: Path, fingerprint: str) -> dict[str, Any]:
+    """Evaluates the distilled model; skips splits whose result file is already written."""
+    ev = cfg.evaluate
+    family = make_family(cfg.env.id, cfg.env.settings(), heldout=cfg.tasks.heldout, split_seed=cfg.tasks.split_seed)
+    if [t.task_id for t in family.heldout] != [t.task_id for t in dataset.tasks if t.split == HELDOUT]:
+        raise ValueError(f"{dataset.root}: its held-out tasks differ from those of this config's tasks section")
+    spec = load_spec(distill_dir)
+    model, policy = build_model(spec), build_policy(spec)
+    obs, _ = family.env.reset(jax.random.key(0), family.env.default_params)
+    step, params = load_params(distill_dir, model, cfg.distill, np.asarray(obs))
+    rollout = make_rollout(policy, family.env, episodes=ev.episodes, policy=ev.policy, temperature=ev.temperature)
+    run_batch = jax.jit(jax.vmap(rollout, in_axes=(None, 0, 0)))
+    results_dir = stage_dir / RESULTS_DIR
+    summary: dict[str, Any] = {}
+    for index, (split, tasks) in enumerate(eval_tasks(dataset.tasks, train_tasks=ev.train_tasks, seed=ev.seed).items()):
+        path = results_dir / f"{split}.json"
+        if path.exists() and json.loads(path.read_text()).get("fingerprint") == fingerprint:
+            say(f"evaluate: {split} already done ({path})")
+            result = json.loads(path.read_text())
+        else:
+            batch = [t for t in tasks for _ in range(ev.rollouts_per_task)]
+            keys = jax.random.split(jax.random.fold_in(jax.random.key(ev.seed), index), len(batch))
+            say(f"evaluate: {split}: {len(tasks)} tasks x {ev.rollouts_per_task} rollouts x {ev.episodes} episodes")
+            returns = np.asarray(run_batch(params, family.params_for(batch), keys))
+            result = {
+                "fingerprint": fingerprint,
+                "task_ids": [t.task_id for t in batch],
+                "returns": returns.round(4).tolist(),
+            }
+            write_json(path, result)
+        returns = np.asarray(result["returns"], np.float64)
+        summary[split] = {"tasks": len(tasks), **split_summary(returns)}
+    heldout_params = family.params_for(family.heldout or family.train)
+    references = reference_returns(
+        family.env, heldout_params, epsilon_floor=cfg.collect.epsilon_floor,
+        episodes=ev.reference_episodes, seed=ev.seed,
+    )
+    summary["references"] = {**references, "epsilon_floor": cfg.collect.epsilon_floor, "source_curve": source_curve(dataset)}
+    summary["policy"] = {"rule": ev.policy, "temperature": ev.temperature if ev.policy == "sample" else None}
+    summary.update(
+        {"dataset": dataset.id, "model": spec["kind"], "checkpoint_step": step, "episodes": ev.episodes}
+    )
+    write_json(stage_dir / "summary.json", summary)
+    write_report(stage_dir, summary)
+    return {
+        split: {"episode_1": summary[split]["episode_1"], "last5_mean": summary[split]["last5_mean"]}
+        for split in (HELDOUT, TRAIN) if split in summary
+    } | {"pi_data": references["pi_data"]}

@@ -1,0 +1,169 @@
+"""The pipeline: collect → datasets → distill → evaluate, each skipped when already done.
+
+A stage is skipped when its `_SUCCESS.json` holds the stage's current fingerprint (its own
+settings, its upstream fingerprints and the code version), resumed when a run with the same
+fingerprint was interrupted, and recomputed from scratch when its settings changed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import shutil
+import subprocess
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+from icrl import __version__
+from icrl.atomic import write_text
+from icrl.config import PipelineConfig
+from icrl.console import say
+from icrl.fingerprint import stage_fingerprints
+from icrl.stage_dir import StageDir
+
+STAGES = ("collect", "datasets", "distill", "evaluate")
+_PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "gymnax", "ray", "pyarrow", "h5py", "numpy")
+
+
+class PipelineError(RuntimeError):
+    """A pipeline that cannot proceed for a reason the user can fix; the message says how."""
+
+
+def stage_dirs(cfg: PipelineConfig) -> dict[str, StageDir]:
+    """Returns each stage's folder with its current fingerprint."""
+    fps = stage_fingerprints(cfg)
+    return {stage: StageDir(cfg.run_dir / stage, fps[stage]) for stage in STAGES}
+
+
+def _git_sha() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _versions() -> dict[str, str]:
+    versions = {"icrl": __version__}
+    for name in _PACKAGES:
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[name] = metadata.version(name)
+    return versions
+
+
+def write_resolved_config(cfg: PipelineConfig) -> None:
+    """Writes `runs/<run>/config.resolved.yaml`: the validated config, versions and git sha."""
+    doc = {
+        "config": cfg.model_dump(mode="json"),
+        "fingerprints": stage_fingerprints(cfg),
+        "versions": _versions(),
+        "git_sha": _git_sha(),
+    }
+    write_text(cfg.run_dir / "config.resolved.yaml", yaml.safe_dump(doc, sort_keys=False))
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Holds an exclusive lock on the run folder; a second `icrl run` on it fails at once."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "_LOCK", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise PipelineError(f"{run_dir}: another icrl run is using this run folder") from None
+        yield
+
+
+def _dataset_conflict(cfg: PipelineConfig, dirs: dict[str, StageDir], force: set[str]) -> None:
+    """Refuses to replace an existing dataset id with different content (ids are immutable)."""
+    datasets = dirs["datasets"]
+    if "datasets" in force or datasets.status() in ("done", "partial", "pending"):
+        return
+    existing = datasets.path / cfg.datasets.dataset_id / "manifest.json"
+    if existing.exists():
+        raise PipelineError(
+            f"{existing.parent}: dataset {cfg.datasets.dataset_id} already exists with other contents and "
+            "dataset ids are immutable; set datasets.version to a new number, or pass --force datasets to discard it"
+        )
+
+
+def run_pipeline(
+    cfg: PipelineConfig, *, force: set[str] = frozenset(), ray_address: str | None = None
+) -> dict[str, Any]:
+    """Runs every stage that is not already done; returns each stage's summary (or `skipped`)."""
+    dirs = stage_dirs(cfg)
+    _dataset_conflict(cfg, dirs, set(force))
+    outcome: dict[str, Any] = {}
+    with run_lock(cfg.run_dir):
+        write_resolved_config(cfg)
+        say(f"icrl: run folder {cfg.run_dir}")
+        for stage in STAGES:
+            sd = dirs[stage]
+            status = sd.status()
+            if status == "done" and stage not in force:
+                say(f"{stage}: up to date (fingerprint {sd.fingerprint[:12]}), skipped")
+                outcome[stage] = "skipped"
+                continue
+            reason = {"partial": "resuming", "stale": "settings changed, recomputing", "pending": "starting"}.get(
+                status, "forced"
+            )
+            if stage in force:
+                reason = "forced"
+            say(f"{stage}: {reason}")
+            if stage == "datasets":  # other dataset versions stay; a forced one is rebuilt
+                sd.begin(keep=True)
+                if stage in force:
+                    shutil.rmtree(sd.path / cfg.datasets.dataset_id, ignore_errors=True)
+            else:
+                sd.begin(fresh=stage in force)
+            started = time.monotonic()
+            summary = _run_stage(stage, cfg, dirs, ray_address=ray_address)
+            summary["wall_s"] = round(time.monotonic() - started, 2)
+            sd.finish(summary)
+            say(f"{stage}: done in {summary['wall_s']:.1f}s")
+            outcome[stage] = summary
+    return outcome
+
+
+def _open_dataset(cfg: PipelineConfig, dirs: dict[str, StageDir]):
+    from icrl.datasets.dataset import Dataset
+
+    return Dataset(dirs["datasets"].path / cfg.datasets.dataset_id)
+
+
+def _run_stage(stage: str, cfg: PipelineConfig, dirs: dict[str, StageDir], *, ray_address: str | None) -> dict[str, Any]:
+    sd = dirs[stage]
+    if stage == "collect":
+        from icrl.collect.executors import make_executor
+
+        # Ray starts before any JAX work in this process: the stage code (gymnax) loads after.
+        executor = make_executor(
+            cfg.collect.executor,
+            address=ray_address or cfg.ray.address,
+            num_cpus=cfg.ray.num_cpus,
+            max_retries=cfg.ray.max_retries,
+        )
+        with executor:
+            from icrl.collect.stage import run_collect
+
+            return run_collect(cfg, sd.path, sd.fingerprint, executor=executor)
+    from icrl.jax_runtime import enable_compilation_cache
+
+    enable_compilation_cache()
+    if stage == "datasets":
+        from icrl.datasets.stage import run_datasets
+
+        return run_datasets(cfg, dirs["collect"].path, dirs["collect"].fingerprint, sd.path, sd.fingerprint)
+    if stage == "distill":
+        from icrl.distill.stage import run_distill
+
+        return run_distill(cfg, _open_dataset(cfg, dirs), sd.path)
+    from icrl.evaluate.stage import run_evaluate
+
+    return run_evaluate(cfg, _open_dataset(cfg, dirs), dirs["distill"].path, sd.path, sd.fingerprint)

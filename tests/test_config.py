@@ -1,0 +1,66 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from icrl.config import ConfigError, PipelineConfig, load_config, parse_config
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_default_pipeline_is_valid_and_matches_the_built_in_defaults():
+    cfg = load_config(ROOT / "pipeline.yaml")
+    assert cfg == PipelineConfig()
+    assert cfg.env.id == "DarkRoom-v0" and cfg.tasks.heldout == 16
+    assert cfg.collect.epsilon_floor == 0.5
+    assert cfg.evaluate.episodes >= 20
+
+
+@pytest.mark.parametrize(
+    "data, key_path",
+    [
+        ({"distill": {"context_lenght": 10}}, "distill.context_lenght: unknown key"),
+        ({"extra": {}}, "extra: unknown key"),
+        ({"distill": {"steps": "many"}}, "distill.steps"),
+        ({"distill": {"steps": 2.5}}, "distill.steps"),
+        ({"distill": {"steps": 0}}, "distill.steps"),
+        ({"collect": {"epsilon_floor": 1.5}}, "collect.epsilon_floor"),
+        ({"collect": {"executor": "dask"}}, "collect.executor"),
+        ({"env": {"id": "NoSuchEnv-v0"}}, "env.id"),
+        ({"tasks": {"heldout": 81}}, "tasks.heldout"),
+        ({"distill": {"context_length": 5000}}, "distill.context_length"),
+        ({"distill": {"warmup_steps": 5000}}, "distill.warmup_steps"),
+        ({"distill": {"num_heads": 5}}, "distill.num_heads"),
+        ({"run": {"name": "../escape"}}, "run.name"),
+        ({"collect": "fast"}, "collect"),
+    ],
+)
+def test_bad_configs_name_the_key_path(data, key_path):
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, source="p.yaml")
+    message = str(err.value)
+    assert message.startswith("p.yaml: ") and key_path in message
+    assert "\n" not in message
+
+
+def test_yaml_problems_name_the_file_and_line(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("distill:\n  steps: 3\n  steps: 4\n")
+    with pytest.raises(ConfigError, match=r"p\.yaml: line 3: key 'steps' appears twice"):
+        load_config(path)
+    path.write_text("distill: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"p\.yaml: .*not valid YAML"):
+        load_config(path)
+    with pytest.raises(ConfigError, match="no such file"):
+        load_config(tmp_path / "missing.yaml")
+
+
+def test_an_empty_file_gives_the_defaults(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("")
+    assert load_config(path) == PipelineConfig()
+
+
+def test_every_default_round_trips_through_yaml():
+    cfg = PipelineConfig()
+    assert parse_config(yaml.safe_load(yaml.safe_dump(cfg.model_dump(mode="json")))) == cfg

@@ -1,0 +1,124 @@
+"""End to end: the tiny pipeline through all four stages, serial and on a real local Ray."""
+
+import json
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from icrl.config import parse_config
+from icrl.datasets import Dataset
+from icrl.datasets.manifest import verify
+from icrl.pipeline import PipelineError, run_pipeline, stage_dirs
+
+from conftest import tiny_data
+
+
+@pytest.fixture(scope="module")
+def serial_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serial") / "runs"
+    cfg = parse_config(tiny_data(root), source="test")
+    outcome = run_pipeline(cfg)
+    return cfg, outcome
+
+
+def test_all_four_stages_run_and_leave_their_outputs(serial_run):
+    cfg, outcome = serial_run
+    assert list(outcome) == ["collect", "datasets", "distill", "evaluate"]
+    run = cfg.run_dir
+    for stage in outcome:
+        assert (run / stage / "_SUCCESS.json").exists()
+    assert (run / "config.resolved.yaml").exists()
+    dataset = run / "datasets" / "tiny-v1"
+    for name in ("README.md", "manifest.json", "tasks.arrow", "histories.arrow", "ipc/shard-00000.arrow"):
+        assert (dataset / name).exists(), name
+    verify(dataset)
+    metrics = [json.loads(line) for line in (run / "distill" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [3, 6, 9, 12]
+    assert all(np.isfinite(m["loss"]) for m in metrics)
+    summary = json.loads((run / "evaluate" / "summary.json").read_text())
+    for split in ("heldout", "train"):
+        assert len(summary[split]["returns_per_episode"]) == cfg.evaluate.episodes
+    refs = summary["references"]
+    assert refs["random"] < refs["pi_data"] < refs["optimal"]
+    assert summary["heldout"]["tasks"] == cfg.tasks.heldout
+    assert (run / "evaluate" / "report.md").read_text().startswith("# Evaluation")
+    assert (run / "evaluate" / "returns.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_no_heldout_task_appears_in_the_training_data(serial_run):
+    cfg, _ = serial_run
+    dataset = Dataset(cfg.run_dir / "datasets" / "tiny-v1")
+    heldout = {t.task_id for t in dataset.tasks if t.split == "heldout"}
+    train = {t.task_id for t in dataset.tasks if t.split == "train"}
+    assert len(heldout) == cfg.tasks.heldout and heldout.isdisjoint(train)
+    seen = set()
+    for rel in dataset.shard_paths:
+        with pa.memory_map(str(dataset.root / rel)) as source:
+            seen |= set(pa.ipc.open_file(source).read_all()["task_id"].to_pylist())
+    assert seen == train
+    assert set(dataset.histories["task_id"].to_pylist()) == train
+    # nor any goal cell of a held-out task
+    heldout_goals = {tuple(t.params["goal"]) for t in dataset.tasks if t.split == "heldout"}
+    train_goals = {tuple(t.params["goal"]) for t in dataset.tasks if t.task_id in seen}
+    assert heldout_goals.isdisjoint(train_goals)
+
+
+def test_histories_are_whole_and_ordered(serial_run):
+    cfg, _ = serial_run
+    dataset = Dataset(cfg.run_dir / "datasets" / "tiny-v1")
+    cols = dataset.columns(split="train", names=("history_id", "step", "episode"))
+    length = cfg.collect.episodes_per_history * cfg.env.episode_length
+    ids, counts = np.unique(cols["history_id"], return_counts=True)
+    assert (counts == length).all()
+    assert len(ids) == (cfg.env.size**2 - cfg.tasks.heldout) * cfg.collect.histories_per_task
+    np.testing.assert_array_equal(cols["step"], np.tile(np.arange(length), len(ids)))
+    summaries = dataset.histories
+    assert (np.asarray(summaries["episodes"]) == cfg.collect.episodes_per_history).all()
+
+
+def test_a_rerun_with_nothing_changed_skips_every_stage(serial_run, monkeypatch):
+    cfg, _ = serial_run
+
+    def no_ray(*args, **kwargs):
+        raise AssertionError("a skipped pipeline must not start an executor")
+
+    monkeypatch.setattr("icrl.collect.executors.make_executor", no_ray)
+    assert run_pipeline(cfg) == {s: "skipped" for s in ("collect", "datasets", "distill", "evaluate")}
+    assert {s: d.status() for s, d in stage_dirs(cfg).items()} == {s: "done" for s in ("collect", "datasets", "distill", "evaluate")}
+
+
+def test_changing_a_distill_setting_reruns_only_distill_and_evaluate(tmp_path):
+    root = tmp_path / "runs"
+    first = run_pipeline(parse_config(tiny_data(root), source="test"))
+    assert all(isinstance(v, dict) for v in first.values())
+    shard = root / "tiny" / "collect" / "shards" / "shard-00000.arrow"
+    before = shard.stat().st_mtime_ns
+    changed = parse_config(tiny_data(root, distill={"steps": 9}), source="test")
+    outcome = run_pipeline(changed)
+    assert outcome["collect"] == "skipped" and outcome["datasets"] == "skipped"
+    assert isinstance(outcome["distill"], dict) and isinstance(outcome["evaluate"], dict)
+    assert outcome["distill"]["steps"] == 9
+    assert shard.stat().st_mtime_ns == before
+
+    # new collect settings would change the data of the immutable dataset tiny-v1: refused, nothing touched
+    reseeded = tiny_data(root, collect={"seed": 1})
+    with pytest.raises(PipelineError, match="tiny-v1 already exists .* datasets.version"):
+        run_pipeline(parse_config(reseeded, source="test"))
+    assert shard.stat().st_mtime_ns == before
+    # a new version is a new dataset; the old one stays
+    reseeded["datasets"]["version"] = 2
+    outcome = run_pipeline(parse_config(reseeded, source="test"))
+    assert outcome["datasets"]["dataset_id"] == "tiny-v2"
+    assert (root / "tiny" / "datasets" / "tiny-v1" / "manifest.json").exists()
+
+
+@pytest.mark.usefixtures("ray_cluster")
+def test_ray_collect_gives_the_same_bytes_as_serial(serial_run, tmp_path):
+    cfg_serial, _ = serial_run
+    cfg = parse_config(tiny_data(tmp_path / "runs", collect={"executor": "ray"}), source="test")
+    outcome = run_pipeline(cfg)
+    assert outcome["collect"]["executor"] == "ray"
+    serial = json.loads((cfg_serial.run_dir / "datasets" / "tiny-v1" / "manifest.json").read_text())["files"]
+    ray_files = json.loads((cfg.run_dir / "datasets" / "tiny-v1" / "manifest.json").read_text())["files"]
+    assert serial == ray_files
