@@ -50,7 +50,7 @@ def _run(args: argparse.Namespace) -> int:
         return _fail(str(err))
     from icrl.datasets.manifest import DatasetError
     from icrl.distill.checkpoints import CheckpointError
-    from icrl.distill.train import DivergenceError
+    from icrl.distill.trainer import DivergenceError
 
     try:
         outcome = run_pipeline(cfg, force=set(args.force), ray_address=args.ray_address)

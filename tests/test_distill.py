@@ -8,9 +8,9 @@ import pytest
 
 from icrl.config import DistillConfig
 from icrl.datasets.sampler import WindowSampler
-from icrl.distill import train as train_module
+from icrl.distill import trainer as train_module
 from icrl.distill.checkpoints import CheckpointError, Checkpoints
-from icrl.distill.train import DivergenceError, init_state, load_params, lr_schedule, make_optimizer, train
+from icrl.distill.trainer import DivergenceError, init_state, load_params, lr_schedule, make_optimizer, train
 from icrl.distill.transformer import Transformer
 
 DISTILL = DistillConfig(

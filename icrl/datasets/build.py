@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from icrl import __version__
+from icrl.atomic import sha256_file
 from icrl.datasets.card import write_card
 from icrl.datasets.dataset import HISTORIES_FILE, IPC_DIR, TASKS_FILE
 from icrl.datasets.manifest import DatasetError, write_manifest
@@ -104,14 +105,11 @@ def build_dataset(
         _place(src, dst)
         table = read_ipc(dst)
         shards.append(table)
-        files.append(FileInfo(f"{IPC_DIR}/{src.name}", dst.stat().st_size, table.num_rows, ""))
+        files.append(FileInfo(f"{IPC_DIR}/{src.name}", dst.stat().st_size, table.num_rows, sha256_file(dst)))
     split_of = {t.task_id: t.split for t in tasks}
     files.append(write_ipc(tmp / TASKS_FILE, task_table(tasks), root=tmp))
     summaries = summarize_histories(shards, split_of)
     files.append(write_ipc(tmp / HISTORIES_FILE, summaries, root=tmp))
-    from icrl.atomic import sha256_file
-
-    files = [f if f.sha256 else FileInfo(f.path, f.bytes, f.rows, sha256_file(tmp / f.path)) for f in files]
     dataset_id = f"{name}-v{version}"
     stats = {
         "rows": int(sum(t.num_rows for t in shards)),

@@ -44,7 +44,7 @@ the held-out tasks are listed below so that evaluation can use them.
 
 - rows: {stats["rows"]}, histories: {stats["histories"]}, mean final-episode return: {final}
 - tasks: {stats["tasks"]["train"]} train, {stats["tasks"]["heldout"]} held out
-- files and their sha256: `manifest.json` (check them with `icrl datasets verify {manifest["dataset_id"]}`)
+- files and their sha256: `manifest.json` (check them with `icrl datasets verify <this folder>`)
 
 ## Schema
 

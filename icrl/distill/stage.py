@@ -8,7 +8,7 @@ from typing import Any
 from icrl.datasets.dataset import Dataset
 from icrl.datasets.sampler import WindowSampler
 from icrl.distill.model import build_model, model_spec, save_spec
-from icrl.distill.train import train
+from icrl.distill.trainer import train
 from icrl.envs import make_family
 from icrl.envs.tasks import TRAIN
 

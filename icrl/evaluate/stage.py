@@ -13,7 +13,7 @@ from icrl.atomic import write_json
 from icrl.console import say
 from icrl.datasets.dataset import Dataset
 from icrl.distill.model import build_model, build_policy, load_spec
-from icrl.distill.train import load_params
+from icrl.distill.trainer import load_params
 from icrl.envs import make_family
 from icrl.envs.tasks import HELDOUT, TRAIN, Task
 from icrl.evaluate.references import reference_returns
