@@ -3,8 +3,9 @@
     python bench/pipeline.py [pipeline.yaml] [--train-steps N]
 
 Collection runs the collect stage of the config on its executor (a local Ray by default),
-shard writing included, Ray start-up excluded: once cold (each worker compiles) and once
-warm; `collect_tps` is the warm figure. Training times the real train step on
+shard writing included, Ray start-up excluded: a first pass, in which each worker compiles
+the unit program (or loads it from the persistent compilation cache), then a warm pass;
+`collect_tps` is the warm figure. Training times the real train step on
 windows of the resulting dataset, after compilation. The last line is one JSON object.
 """
 
@@ -40,8 +41,8 @@ def main() -> None:
         )  # Ray starts here, before the clock and before any JAX work
         from icrl.collect.stage import run_collect
 
-        # The first pass compiles the unit program in each worker; the second runs warm.
-        for attempt in ("cold", "warm"):
+        # The first pass compiles (or loads) the unit program in each worker; the second runs warm.
+        for attempt in ("first", "warm"):
             collect_dir = cfg.run_dir / f"collect-{attempt}"
             collect_dir.mkdir(parents=True)
             summary = run_collect(cfg, collect_dir, fps["collect"], executor=executor)
@@ -65,7 +66,7 @@ def main() -> None:
         from icrl.distill.trainer import init_state, make_optimizer, make_train_step
         from icrl.envs import make_family
 
-        run_datasets(cfg, collect_dir, fps["collect"], cfg.run_dir / "datasets", fps["datasets"])
+        run_datasets(cfg, collect_dir, fps["collect"], summary["units"], cfg.run_dir / "datasets", fps["datasets"])
         dataset = Dataset(cfg.run_dir / "datasets" / cfg.datasets.dataset_id)
         env = make_family(cfg.env.id, cfg.env.settings(), heldout=cfg.tasks.heldout, split_seed=0).env
         space = env.observation_space(env.default_params)

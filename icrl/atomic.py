@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
 
-def _fsync_dir(folder: Path) -> None:
+def fsync_dir(folder: Path) -> None:
+    """Makes a rename inside `folder` durable (where the filesystem allows it)."""
     with contextlib.suppress(OSError):  # not every filesystem lets a folder be fsynced
         fd = os.open(folder, os.O_RDONLY)
         try:
@@ -38,7 +39,7 @@ def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -41,23 +41,12 @@ def _fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from icrl.config import ConfigError, load_config
-    from icrl.pipeline import PipelineError, run_pipeline
+    from icrl.config import load_config
+    from icrl.pipeline import run_pipeline
 
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as err:
-        return _fail(str(err))
-    from icrl.datasets.manifest import DatasetError
-    from icrl.distill.checkpoints import CheckpointError
-    from icrl.distill.trainer import DivergenceError
-
+    cfg = load_config(args.config)
     try:
         outcome = run_pipeline(cfg, force=set(args.force), ray_address=args.ray_address)
-    except (PipelineError, DatasetError, CheckpointError) as err:
-        return _fail(str(err))
-    except DivergenceError as err:
-        return _fail(str(err), 1)
     except KeyboardInterrupt:
         return _fail("interrupted; run the same command again to resume", 130)
     evaluate = outcome.get("evaluate")
@@ -67,14 +56,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from icrl.config import ConfigError, load_config
+    from icrl.config import load_config
     from icrl.pipeline import stage_dirs
 
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as err:
-        return _fail(str(err))
-    for stage, sd in stage_dirs(cfg).items():
+    for stage, sd in stage_dirs(load_config(args.config)).items():
         print(f"{stage:9s} {sd.status():8s} {sd.path}")
     return 0
 
@@ -85,16 +70,23 @@ def _datasets(args: argparse.Namespace) -> int:
     try:
         manifest = verify(args.path)
     except DatasetError as err:
-        return _fail(str(err), 1)
+        return _fail(str(err), 1)  # like `sha256sum --check`: a failed check exits 1
     print(f"{args.path}: ok, {len(manifest['files'])} files match the manifest")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     """Runs the `icrl` command line; returns the exit status."""
+    from icrl.errors import IcrlError
+
     args = _parser().parse_args(argv)
     handlers = {"run": _run, "status": _status, "datasets": _datasets}
-    return handlers[args.command](args)
+    try:
+        return handlers[args.command](args)
+    except IcrlError as err:
+        return _fail(str(err), err.exit_code)
+    except OSError as err:  # a folder that cannot be written, a full disk, ...
+        return _fail(f"{err.filename or ''}: {err.strerror or err}".lstrip(": "), 1)
 
 
 if __name__ == "__main__":

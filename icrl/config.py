@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from icrl.errors import BadInputError
+
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
-Seed = Annotated[int, Field(ge=0)]
+Seed = Annotated[int, Field(ge=0, lt=2**31 - 1)]  # JAX keys hold 32 bits
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=100)]
 Probability = Annotated[float, Field(ge=0.0, le=1.0)]
 
@@ -129,7 +132,7 @@ class PipelineConfig(Section):
         return Path(self.run.root) / self.run.name
 
 
-class ConfigError(ValueError):
+class ConfigError(BadInputError, ValueError):
     """A pipeline config that cannot be used; the message names the file and the key path."""
 
 
@@ -141,6 +144,8 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
     seen: set[Any] = set()
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
+        if not isinstance(key, (str, int, float, bool)) and key is not None:
+            raise ConfigError(f"line {key_node.start_mark.line + 1}: a key must be a plain name, not {type(key).__name__}")
         if key in seen:
             raise ConfigError(f"line {key_node.start_mark.line + 1}: key {key!r} appears twice")
         seen.add(key)
@@ -148,6 +153,12 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+# YAML 1.1 reads 1e-3 (no dot) as a string; read it as the number everyone means.
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 
 
 def _key_path(loc: tuple[Any, ...]) -> str:
@@ -169,9 +180,10 @@ def _check_consistency(cfg: PipelineConfig) -> None:
             f"distill.context_length: {cfg.distill.context_length} is longer than a history "
             f"({cfg.collect.episodes_per_history} episodes x {cfg.env.episode_length} steps = {history})"
         )
-    if cfg.distill.embed_dim % cfg.distill.num_heads:
+    if cfg.distill.embed_dim % cfg.distill.num_heads or (cfg.distill.embed_dim // cfg.distill.num_heads) % 2:
         raise ConfigError(
-            f"distill.num_heads: {cfg.distill.num_heads} does not divide distill.embed_dim {cfg.distill.embed_dim}"
+            f"distill.num_heads: distill.embed_dim {cfg.distill.embed_dim} must split into {cfg.distill.num_heads} "
+            "heads of an even width (rotary position encoding rotates pairs of features)"
         )
     if cfg.distill.warmup_steps >= cfg.distill.steps:
         raise ConfigError(

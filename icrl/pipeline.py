@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import shutil
 import subprocess
 import time
@@ -22,6 +23,7 @@ from icrl import __version__
 from icrl.atomic import write_text
 from icrl.config import PipelineConfig
 from icrl.console import say
+from icrl.errors import IcrlError
 from icrl.fingerprint import stage_fingerprints
 from icrl.stage_dir import StageDir
 
@@ -29,7 +31,7 @@ STAGES = ("collect", "datasets", "distill", "evaluate")
 _PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "gymnax", "ray", "pyarrow", "h5py", "numpy")
 
 
-class PipelineError(RuntimeError):
+class PipelineError(IcrlError, RuntimeError):
     """A pipeline that cannot proceed for a reason the user can fix; the message says how."""
 
 
@@ -86,7 +88,11 @@ def _dataset_conflict(cfg: PipelineConfig, dirs: dict[str, StageDir], force: set
     if "datasets" in force or datasets.status() in ("done", "partial", "pending"):
         return
     existing = datasets.path / cfg.datasets.dataset_id / "manifest.json"
-    if existing.exists():
+    try:
+        built_from = json.loads(existing.read_text()).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        built_from = None if not existing.exists() else "unreadable"
+    if built_from is not None and built_from != datasets.fingerprint:
         raise PipelineError(
             f"{existing.parent}: dataset {cfg.datasets.dataset_id} already exists with other contents and "
             "dataset ids are immutable; set datasets.version to a new number, or pass --force datasets to discard it"
@@ -106,6 +112,8 @@ def run_pipeline(
         for stage in STAGES:
             sd = dirs[stage]
             status = sd.status()
+            if stage == "collect" and status == "done" and not _shards_intact(sd):
+                status = "partial"  # a shard was lost or damaged since: collect it again
             if status == "done" and stage not in force:
                 say(f"{stage}: up to date (fingerprint {sd.fingerprint[:12]}), skipped")
                 outcome[stage] = "skipped"
@@ -129,6 +137,13 @@ def run_pipeline(
             say(f"{stage}: done in {summary['wall_s']:.1f}s")
             outcome[stage] = summary
     return outcome
+
+
+def _shards_intact(collect: StageDir) -> bool:
+    """Returns whether every shard the finished collect stage wrote is still on disk, unaltered."""
+    from icrl.collect.ledger import read_ledger
+
+    return len(read_ledger(collect.path, collect.fingerprint)) == collect.success().get("units")
 
 
 def _open_dataset(cfg: PipelineConfig, dirs: dict[str, StageDir]):
@@ -159,7 +174,9 @@ def _run_stage(stage: str, cfg: PipelineConfig, dirs: dict[str, StageDir], *, ra
     if stage == "datasets":
         from icrl.datasets.stage import run_datasets
 
-        return run_datasets(cfg, dirs["collect"].path, dirs["collect"].fingerprint, sd.path, sd.fingerprint)
+        collect = dirs["collect"]
+        units = collect.success()["units"]
+        return run_datasets(cfg, collect.path, collect.fingerprint, units, sd.path, sd.fingerprint)
     if stage == "distill":
         from icrl.distill.stage import run_distill
 

@@ -77,6 +77,10 @@ def test_verify_names_the_damaged_file(tmp_path):
     shard.unlink()
     result = icrl("datasets", "verify", str(root), cwd=tmp_path)
     assert result.returncode == 1 and "missing" in result.stderr
+    manifest["files"][0]["path"] = "../outside.arrow"
+    (root / "manifest.json").write_text(json.dumps(manifest))
+    result = icrl("datasets", "verify", str(root), cwd=tmp_path)
+    assert result.returncode == 1 and "points outside the dataset folder" in result.stderr
 
 
 def test_readme_quickstart_holds_two_commands_and_ci_runs_the_second():

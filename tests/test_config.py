@@ -31,6 +31,8 @@ def test_the_default_pipeline_is_valid_and_matches_the_built_in_defaults():
         ({"distill": {"context_length": 5000}}, "distill.context_length"),
         ({"distill": {"warmup_steps": 5000}}, "distill.warmup_steps"),
         ({"distill": {"num_heads": 5}}, "distill.num_heads"),
+        ({"distill": {"embed_dim": 24, "num_heads": 8}}, "distill.num_heads"),  # odd head width
+        ({"collect": {"seed": 2**40}}, "collect.seed"),
         ({"run": {"name": "../escape"}}, "run.name"),
         ({"collect": "fast"}, "collect"),
     ],
@@ -53,6 +55,16 @@ def test_yaml_problems_name_the_file_and_line(tmp_path):
         load_config(path)
     with pytest.raises(ConfigError, match="no such file"):
         load_config(tmp_path / "missing.yaml")
+
+
+def test_numbers_in_exponent_form_are_numbers_and_keys_must_be_names(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text("distill:\n  learning_rate: 3e-4\n  weight_decay: 1E-2\n")
+    cfg = load_config(path)
+    assert cfg.distill.learning_rate == 3e-4 and cfg.distill.weight_decay == 0.01
+    path.write_text("distill:\n  ? [a, b]\n  : 1\n")
+    with pytest.raises(ConfigError, match="line 2: a key must be a plain name"):
+        load_config(path)
 
 
 def test_an_empty_file_gives_the_defaults(tmp_path):

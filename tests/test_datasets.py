@@ -40,7 +40,7 @@ def test_the_manifest_lists_every_file_with_rows_and_sha256(built):
     cfg, out, manifest, _ = built
     listed = {f["path"] for f in manifest["files"]}
     on_disk = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
-    assert on_disk - listed == {"manifest.json", "README.md"}
+    assert on_disk - listed == {"manifest.json"}
     assert all(len(f["sha256"]) == 64 and f["bytes"] > 0 for f in manifest["files"])
     assert manifest["stats"]["rows"] == sum(f["rows"] for f in manifest["files"] if f["path"].startswith("ipc/"))
     assert verify(out) == manifest

@@ -84,7 +84,7 @@ def test_an_interrupted_run_resumes_to_the_same_parameters(tmp_path, monkeypatch
     _, p1 = load_params(straight, _model(), DISTILL, np.int32(0))
     _, p2 = load_params(interrupted, _model(), DISTILL, np.int32(0))
     for x, y in zip(_leaves(p1), _leaves(p2)):
-        np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(x, y)  # bit for bit: same batches, same dropout keys
 
 
 def test_a_checkpoint_of_another_model_shape_is_refused_with_its_path(tmp_path):
@@ -108,6 +108,13 @@ def test_a_non_finite_loss_stops_training_names_the_step_and_keeps_the_last_chec
     with pytest.raises(DivergenceError, match=r"became nan at step 6; the last good checkpoint \(step 4\) is kept"):
         train(_model(), sampler, DISTILL, tmp_path)
     assert Checkpoints(tmp_path / "checkpoints").latest_step() == 4
+
+
+def test_a_metrics_line_cut_short_by_a_kill_is_dropped_on_resume(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text('{"step": 2, "loss": 1.0}\n{"step": 4, "loss": 0.9}\n{"step": 6, "lo')
+    assert train_module._trim_metrics(path, 4) == {"step": 4, "loss": 0.9}
+    assert [json.loads(line)["step"] for line in path.read_text().splitlines()] == [2, 4]
 
 
 def test_warmup_then_cosine_schedule():

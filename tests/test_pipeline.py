@@ -111,6 +111,24 @@ def test_changing_a_distill_setting_reruns_only_distill_and_evaluate(tmp_path):
     outcome = run_pipeline(parse_config(reseeded, source="test"))
     assert outcome["datasets"]["dataset_id"] == "tiny-v2"
     assert (root / "tiny" / "datasets" / "tiny-v1" / "manifest.json").exists()
+    # going back to the settings of tiny-v1 reuses it as it is
+    v1 = (root / "tiny" / "datasets" / "tiny-v1" / "manifest.json").read_bytes()
+    outcome = run_pipeline(parse_config(tiny_data(root), source="test"))
+    assert outcome["datasets"]["dataset_id"] == "tiny-v1"
+    assert (root / "tiny" / "datasets" / "tiny-v1" / "manifest.json").read_bytes() == v1
+
+
+def test_a_shard_lost_after_collect_is_collected_again(tmp_path):
+    root = tmp_path / "runs"
+    cfg = parse_config(tiny_data(root), source="test")
+    run_pipeline(cfg)
+    ledger = json.loads((cfg.run_dir / "collect" / "ledger.json").read_text())
+    shard = cfg.run_dir / "collect" / "shards" / "shard-00001.arrow"
+    shard.unlink()
+    outcome = run_pipeline(cfg)
+    assert outcome["collect"]["rows"] == sum(u["rows"] for u in ledger["units"].values())
+    assert json.loads((cfg.run_dir / "collect" / "ledger.json").read_text()) == ledger  # the same bytes again
+    assert outcome["datasets"] == "skipped"
 
 
 @pytest.mark.usefixtures("ray_cluster")

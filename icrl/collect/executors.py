@@ -7,7 +7,12 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterator, Sequence
 
+from icrl.errors import IcrlError
 from icrl.jax_runtime import WORKER_ENV, cache_dir
+
+
+class ExecutorError(IcrlError, RuntimeError):
+    """An executor that cannot start (no Ray cluster at the address, ...)."""
 
 
 class SerialExecutor:
@@ -62,19 +67,28 @@ class RayExecutor:
 
         self._owns_ray = not ray.is_initialized()
         if self._owns_ray:
-            start_ray(address=address, num_cpus=num_cpus)
+            try:
+                start_ray(address=address, num_cpus=num_cpus)
+            except (ConnectionError, RuntimeError, ValueError) as err:
+                where = f"the Ray cluster at {address!r}" if address else "a local Ray"
+                raise ExecutorError(f"cannot start {where}: {err}") from None
         self.max_retries = max_retries
 
     def map_unordered(self, fn: Callable[[Any], Any], jobs: Sequence[Any]) -> Iterator[Any]:
         """Yields fn(job) for each job, in the order the tasks finish."""
         import ray
 
-        remote = ray.remote(num_cpus=1, max_retries=self.max_retries)(fn)
+        # The runtime_env travels with each task, so workers get it even on a Ray started elsewhere.
+        remote = ray.remote(num_cpus=1, max_retries=self.max_retries, runtime_env=worker_runtime_env())(fn)
         pending = [remote.remote(job) for job in jobs]
         try:
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)
-                yield ray.get(done[0])
+                try:
+                    result = ray.get(done[0])
+                except ray.exceptions.RayTaskError as err:
+                    raise ExecutorError(f"a unit failed on a Ray worker: {err}") from None
+                yield result
         finally:
             for ref in pending:  # an error or an interrupt: stop what is still queued
                 ray.cancel(ref, force=True)

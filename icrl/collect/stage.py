@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from icrl.atomic import sha256_file, write_json
-from icrl.collect.units import UnitJob, UnitResult, plan_units, run_unit
+from icrl.collect.ledger import read_ledger, write_ledger
+from icrl.collect.units import UnitJob, plan_units, run_unit
 from icrl.console import progress, say
 from icrl.envs import make_family
 from icrl.envs.tasks import canonical_json
-
-LEDGER = "ledger.json"
 
 
 def plan(cfg: Any, stage_dir: Path) -> list[UnitJob]:
@@ -25,37 +21,15 @@ def plan(cfg: Any, stage_dir: Path) -> list[UnitJob]:
         family.train,  # held-out tasks never enter the training data
         histories_per_task=source.histories_per_task,
         histories_per_unit=source.histories_per_unit,
-        shard_dir=stage_dir / "shards",
+        shard_dir=stage_dir.resolve() / "shards",  # workers may run in another directory
         env_id=cfg.env.id,
         env_settings=canonical_json(cfg.env.settings()),
         source=source.source,
-        source_settings=canonical_json(source.model_dump(exclude={"executor", "seed", "source"})),
+        source_settings=canonical_json(
+            source.model_dump(include={"epsilon_floor", "floor_fraction", "episodes_per_history"})
+        ),
         seed=source.seed,
     )
-
-
-def read_ledger(stage_dir: Path, fingerprint: str) -> dict[int, UnitResult]:
-    """Returns the finished units recorded in the ledger whose shard is still intact on disk."""
-    try:
-        ledger = json.loads((stage_dir / LEDGER).read_text())
-    except (OSError, ValueError):
-        return {}
-    if ledger.get("fingerprint") != fingerprint:
-        return {}
-    finished = {}
-    for entry in ledger.get("units", {}).values():
-        result = UnitResult(**entry)
-        shard = stage_dir / "shards" / result.path
-        if shard.is_file() and shard.stat().st_size == result.bytes and sha256_file(shard) == result.sha256:
-            finished[result.index] = result
-        else:
-            say(f"collect: shard {shard} is missing or damaged; collecting it again")
-    return finished
-
-
-def _write_ledger(stage_dir: Path, fingerprint: str, finished: dict[int, UnitResult]) -> None:
-    units = {str(i): asdict(finished[i]) for i in sorted(finished)}
-    write_json(stage_dir / LEDGER, {"fingerprint": fingerprint, "units": units})
 
 
 def run_collect(cfg: Any, stage_dir: Path, fingerprint: str, *, executor: Any) -> dict[str, Any]:
@@ -69,7 +43,7 @@ def run_collect(cfg: Any, stage_dir: Path, fingerprint: str, *, executor: Any) -
     results = executor.map_unordered(run_unit, todo)
     for result in progress(results, total=len(jobs), initial=len(finished), desc="collect", unit="unit"):
         finished[result.index] = result
-        _write_ledger(stage_dir, fingerprint, finished)
+        write_ledger(stage_dir, fingerprint, finished)
     seconds = time.monotonic() - start
     rows = sum(r.rows for r in finished.values())
     new_rows = sum(finished[j.index].rows for j in todo)

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from icrl.collect.ledger import UnitResult
 from icrl.envs.tasks import Task
 
 
@@ -27,18 +28,6 @@ class UnitJob:
     batch_size: int  # histories per program run; short units are padded to it
     seed: int
     shard_path: str
-
-
-@dataclass(frozen=True)
-class UnitResult:
-    """What a worker returns: the shard's FileInfo fields and the histories it holds."""
-
-    index: int
-    path: str
-    bytes: int
-    rows: int
-    sha256: str
-    histories: int
 
 
 def plan_units(

@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from icrl import __version__
-from icrl.atomic import sha256_file
+from icrl.atomic import fsync_dir, sha256_file
 from icrl.datasets.card import write_card
 from icrl.datasets.dataset import HISTORIES_FILE, IPC_DIR, TASKS_FILE
 from icrl.datasets.manifest import DatasetError, write_manifest
@@ -117,21 +117,22 @@ def build_dataset(
         "tasks": {split: sum(t.split == split for t in tasks) for split in ("train", "heldout")},
         "final_return_mean": float(np.mean(summaries["final_return"].to_numpy())) if summaries.num_rows else None,
     }
-    manifest = write_manifest(
-        tmp,
-        files,
-        dataset_id=dataset_id,
-        name=name,
-        version=version,
-        schema_version=SCHEMA_VERSION,
-        icrl_version=__version__,
-        fingerprint=fingerprint,
-        env=env,
-        source=source,
-        license=license,
-        stats=stats,
-        schema=[f"{field.name}: {field.type}" for field in shards[0].schema] if shards else [],
-    )
-    write_card(tmp, manifest, tasks)
+    fields = {
+        "dataset_id": dataset_id,
+        "name": name,
+        "version": version,
+        "schema_version": SCHEMA_VERSION,
+        "icrl_version": __version__,
+        "fingerprint": fingerprint,
+        "env": env,
+        "source": source,
+        "license": license,
+        "stats": stats,
+        "schema": [f"{field.name}: {field.type}" for field in shards[0].schema] if shards else [],
+    }
+    card = write_card(tmp, fields, tasks)
+    files.append(FileInfo(card.name, card.stat().st_size, 0, sha256_file(card)))
+    manifest = write_manifest(tmp, files, **fields)
     os.replace(tmp, out)
+    fsync_dir(out.parent)
     return manifest

@@ -12,7 +12,7 @@ from icrl.envs.tasks import Task
 
 
 def render_card(manifest: dict[str, Any], tasks: list[Task]) -> str:
-    """Returns the text of the card of the dataset described by `manifest`."""
+    """Returns the text of the card of the dataset described by `manifest` (its files aside)."""
     stats = manifest["stats"]
     front = {
         "dataset_id": manifest["dataset_id"],
@@ -72,6 +72,8 @@ or, with icrl: `icrl.datasets.Dataset("<this folder>").columns(split="train")`.
 """
 
 
-def write_card(root: Path, manifest: dict[str, Any], tasks: list[Task]) -> None:
-    """Writes the card README.md into the dataset folder `root`."""
-    write_text(Path(root) / "README.md", render_card(manifest, tasks))
+def write_card(root: Path, manifest: dict[str, Any], tasks: list[Task]) -> Path:
+    """Writes the card README.md into the dataset folder `root`; returns its path."""
+    path = Path(root) / "README.md"
+    write_text(path, render_card(manifest, tasks))
+    return path

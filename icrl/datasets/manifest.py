@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from icrl.atomic import sha256_file, write_json
+from icrl.errors import BadInputError
 from icrl.datasets.shards import FileInfo
 
 MANIFEST = "manifest.json"
 
 
-class DatasetError(ValueError):
+class DatasetError(BadInputError, ValueError):
     """A dataset that cannot be trusted or read; the message names the file."""
 
 
@@ -34,7 +35,22 @@ def read_manifest(root: Path) -> dict[str, Any]:
         raise DatasetError(f"{path}: unreadable manifest: {err}") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list):
         raise DatasetError(f"{path}: not an icrl manifest (no 'files' list)")
+    for i, entry in enumerate(manifest["files"]):
+        _check_entry(path, i, entry)
     return manifest
+
+
+def _check_entry(manifest: Path, i: int, entry: Any) -> None:
+    where = f"{manifest}: files[{i}]"
+    if not isinstance(entry, dict):
+        raise DatasetError(f"{where}: not an object")
+    types = {"path": str, "bytes": int, "rows": int, "sha256": str}
+    for key, kind in types.items():
+        if not isinstance(entry.get(key), kind):
+            raise DatasetError(f"{where}: '{key}' missing or not a {kind.__name__}")
+    rel = PurePosixPath(entry["path"])
+    if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+        raise DatasetError(f"{where}: path {entry['path']!r} points outside the dataset folder")
 
 
 def verify(root: Path) -> dict[str, Any]:

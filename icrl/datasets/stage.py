@@ -5,17 +5,28 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from icrl.collect.stage import read_ledger
+from icrl.collect.ledger import read_ledger
 from icrl.datasets.build import build_dataset
 from icrl.datasets.manifest import DatasetError, verify
+from icrl.datasets.shards import shard_name
 from icrl.envs import make_family
 
 
-def run_datasets(cfg: Any, collect_dir: Path, collect_fingerprint: str, stage_dir: Path, fingerprint: str) -> dict[str, Any]:
-    """Builds `runs/<run>/datasets/<name>-v<N>` from the finished collect stage; returns the summary."""
+def run_datasets(
+    cfg: Any, collect_dir: Path, collect_fingerprint: str, units: int, stage_dir: Path, fingerprint: str
+) -> dict[str, Any]:
+    """Builds `runs/<run>/datasets/<name>-v<N>` from the `units` shards of the finished collect stage.
+
+    Returns the stage summary; refuses (naming a shard) if any shard is missing or damaged.
+    """
     finished = read_ledger(collect_dir, collect_fingerprint)
-    if not finished:
-        raise DatasetError(f"{collect_dir / 'ledger.json'}: no finished collect units to build a dataset from")
+    expected = units
+    missing = sorted(set(range(expected)) - set(finished))
+    if missing:
+        raise DatasetError(
+            f"{collect_dir / 'shards' / shard_name(missing[0])}: missing or damaged ({len(missing)} of {expected} "
+            "collect units); run icrl run again to collect them"
+        )
     family = make_family(cfg.env.id, cfg.env.settings(), heldout=cfg.tasks.heldout, split_seed=cfg.tasks.split_seed)
     out = stage_dir / cfg.datasets.dataset_id
     if out.exists():  # built by a run interrupted before it could mark the stage done

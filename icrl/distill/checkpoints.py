@@ -9,8 +9,10 @@ from typing import Any
 import jax
 import orbax.checkpoint as ocp
 
+from icrl.errors import BadInputError
 
-class CheckpointError(ValueError):
+
+class CheckpointError(BadInputError, ValueError):
     """A checkpoint that cannot be restored into the expected model; the message names it."""
 
 

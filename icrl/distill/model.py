@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from icrl.atomic import write_json
+from icrl.distill.checkpoints import CheckpointError
 from icrl.distill.transformer import Transformer, TransformerPolicy
 
 MODEL_FILE = "model.json"
@@ -29,10 +30,13 @@ def model_spec(distill: Any, *, num_actions: int, num_obs: int | None) -> dict[s
 
 def build_model(spec: dict[str, Any]) -> Transformer:
     """Returns the (unbound) Flax module described by `spec`."""
-    kind = spec["kind"]
+    kind = spec.get("kind")
     if kind != "transformer":
-        raise ValueError(f"unknown model kind {kind!r}")
-    return Transformer(**{k: v for k, v in spec.items() if k != "kind"})
+        raise CheckpointError(f"{MODEL_FILE}: unknown model kind {kind!r}")
+    try:
+        return Transformer(**{k: v for k, v in spec.items() if k != "kind"})
+    except TypeError as err:
+        raise CheckpointError(f"{MODEL_FILE}: not a model spec this icrl understands ({err})") from None
 
 
 def build_policy(spec: dict[str, Any]) -> TransformerPolicy:
@@ -47,6 +51,9 @@ def save_spec(folder: Path, spec: dict[str, Any]) -> None:
 def load_spec(folder: Path) -> dict[str, Any]:
     path = Path(folder) / MODEL_FILE
     try:
-        return json.loads(path.read_text())
+        spec = json.loads(path.read_text())
     except (OSError, ValueError) as err:
-        raise FileNotFoundError(f"{path}: cannot read the model spec: {err}") from None
+        raise CheckpointError(f"{path}: cannot read the model spec: {err}") from None
+    if not isinstance(spec, dict):
+        raise CheckpointError(f"{path}: not a model spec")
+    return spec

@@ -22,7 +22,8 @@ import optax
 from icrl.atomic import write_text
 from icrl.console import progress, say
 from icrl.datasets.sampler import WindowSampler
-from icrl.distill.checkpoints import Checkpoints
+from icrl.distill.checkpoints import CheckpointError, Checkpoints
+from icrl.errors import IcrlError
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -33,7 +34,7 @@ class TrainState(NamedTuple):
     opt_state: Any
 
 
-class DivergenceError(RuntimeError):
+class DivergenceError(IcrlError, RuntimeError):
     """The loss became NaN or infinite; the message names the step."""
 
 
@@ -58,7 +59,7 @@ def make_optimizer(distill: Any) -> optax.GradientTransformation:
 
 def make_train_step(model: Any, optimizer: optax.GradientTransformation, *, seed: int):
     """Returns the jitted `train_step(state, batch) -> (state, metrics)`."""
-    dropout_root = jax.random.key(seed + 1)
+    dropout_root = jax.random.fold_in(jax.random.key(seed), 1)
 
     def loss_fn(params, batch, dropout_key):
         logits = model.apply(
@@ -91,12 +92,23 @@ def init_state(model: Any, optimizer: optax.GradientTransformation, obs: np.ndar
     return TrainState(jnp.int32(0), params, optimizer.init(params))
 
 
-def _trim_metrics(path: Path, last_step: int) -> None:
-    """Drops metric lines past `last_step` (written after the checkpoint a run resumes from)."""
+def _trim_metrics(path: Path, last_step: int) -> dict[str, Any]:
+    """Keeps the metric lines up to `last_step` (the checkpoint a run resumes from); returns the last.
+
+    Lines written after that checkpoint, and a line cut short by a kill, are dropped.
+    """
     if not path.exists():
-        return
-    kept = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= last_step]
-    write_text(path, "".join(line + "\n" for line in kept))
+        return {}
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("step", last_step + 1) <= last_step:
+            kept.append(record)
+    write_text(path, "".join(json.dumps(r) + "\n" for r in kept))
+    return kept[-1] if kept else {}
 
 
 def train(model: Any, sampler: WindowSampler, distill: Any, out: Path) -> dict[str, Any]:
@@ -115,13 +127,13 @@ def train(model: Any, sampler: WindowSampler, distill: Any, out: Path) -> dict[s
         say(f"distill: resuming from the checkpoint of step {start}")
     else:
         start = 0
-    _trim_metrics(metrics_path, start)
+    last_logged = _trim_metrics(metrics_path, start)
     schedule = lr_schedule(distill)
     tokens_per_step = distill.batch_size * distill.context_length
     last_good = start
     window_start, window_steps = time.monotonic(), 0
     begun = time.monotonic()
-    summary: dict[str, Any] = {}
+    summary: dict[str, Any] = last_logged
     with open(metrics_path, "a") as log, contextlib.closing(checkpoints):
         steps = progress(range(start, distill.steps), total=distill.steps, initial=start, desc="distill", unit="step")
         for step in steps:
@@ -160,7 +172,7 @@ def load_params(out: Path, model: Any, distill: Any, obs: np.ndarray) -> tuple[i
     try:
         step = checkpoints.latest_step()
         if step is None:
-            raise FileNotFoundError(f"{out / 'checkpoints'}: no checkpoint")
+            raise CheckpointError(f"{out / 'checkpoints'}: no checkpoint to evaluate")
         return step, checkpoints.restore(step, like).params
     finally:
         checkpoints.close()

@@ -84,7 +84,7 @@ def render_report(summary: dict[str, Any]) -> str:
             lines.append(f"| {split} | {s['tasks']} | {s['rollouts']} | {s['episode_1']:.2f} | {s['last5_mean']:.2f} |")
     lines += [
         "",
-        "References (mean episode return on the held-out tasks):",
+        f"References (mean episode return on the {refs['tasks']} tasks):",
         "",
         f"- random policy: {refs['random']:.2f}",
         f"- optimal policy: {refs['optimal']:.2f}",

@@ -12,6 +12,7 @@ import numpy as np
 from icrl.atomic import write_json
 from icrl.console import say
 from icrl.datasets.dataset import Dataset
+from icrl.datasets.manifest import DatasetError
 from icrl.distill.model import build_model, build_policy, load_spec
 from icrl.distill.trainer import load_params
 from icrl.envs import make_family
@@ -46,7 +47,7 @@ def run_evaluate(cfg: Any, dataset: Dataset, distill_dir: Path, stage_dir: Path,
     ev = cfg.evaluate
     family = make_family(cfg.env.id, cfg.env.settings(), heldout=cfg.tasks.heldout, split_seed=cfg.tasks.split_seed)
     if [t.task_id for t in family.heldout] != [t.task_id for t in dataset.tasks if t.split == HELDOUT]:
-        raise ValueError(f"{dataset.root}: its held-out tasks differ from those of this config's tasks section")
+        raise DatasetError(f"{dataset.root}: its held-out tasks differ from those of this config's tasks section")
     spec = load_spec(distill_dir)
     model, policy = build_model(spec), build_policy(spec)
     obs, _ = family.env.reset(jax.random.key(0), family.env.default_params)
@@ -73,12 +74,16 @@ def run_evaluate(cfg: Any, dataset: Dataset, distill_dir: Path, stage_dir: Path,
             write_json(path, result)
         returns = np.asarray(result["returns"], np.float64)
         summary[split] = {"tasks": len(tasks), **split_summary(returns)}
-    heldout_params = family.params_for(family.heldout or family.train)
+    reference_split = HELDOUT if family.heldout else TRAIN
+    heldout_params = family.params_for(family.by_split(reference_split))
     references = reference_returns(
         family.env, heldout_params, epsilon_floor=cfg.collect.epsilon_floor,
         episodes=ev.reference_episodes, seed=ev.seed,
     )
-    summary["references"] = {**references, "epsilon_floor": cfg.collect.epsilon_floor, "source_curve": source_curve(dataset)}
+    summary["references"] = {
+        **references, "tasks": reference_split, "epsilon_floor": cfg.collect.epsilon_floor,
+        "source_curve": source_curve(dataset),
+    }
     summary["policy"] = {"rule": ev.policy, "temperature": ev.temperature if ev.policy == "sample" else None}
     summary.update(
         {"dataset": dataset.id, "model": spec["kind"], "checkpoint_step": step, "episodes": ev.episodes}
