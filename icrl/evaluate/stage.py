@@ -42,6 +42,15 @@ def source_curve(dataset: Dataset) -> list[float]:
     return [round(float(x), 4) for x in np.mean([r[:width] for r in returns], axis=0)]
 
 
+def _finished_result(path: Path, fingerprint: str) -> dict[str, Any] | None:
+    """Returns the result file at `path` if a run with this fingerprint wrote it."""
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return result if isinstance(result, dict) and result.get("fingerprint") == fingerprint else None
+
+
 def run_evaluate(cfg: Any, dataset: Dataset, distill_dir: Path, stage_dir: Path, fingerprint: str) -> dict[str, Any]:
     """Evaluates the distilled model; skips splits whose result file is already written."""
     ev = cfg.evaluate
@@ -58,9 +67,9 @@ def run_evaluate(cfg: Any, dataset: Dataset, distill_dir: Path, stage_dir: Path,
     summary: dict[str, Any] = {}
     for index, (split, tasks) in enumerate(eval_tasks(dataset.tasks, train_tasks=ev.train_tasks, seed=ev.seed).items()):
         path = results_dir / f"{split}.json"
-        if path.exists() and json.loads(path.read_text()).get("fingerprint") == fingerprint:
+        result = _finished_result(path, fingerprint)
+        if result is not None:
             say(f"evaluate: {split} already done ({path})")
-            result = json.loads(path.read_text())
         else:
             batch = [t for t in tasks for _ in range(ev.rollouts_per_task)]
             keys = jax.random.split(jax.random.fold_in(jax.random.key(ev.seed), index), len(batch))
@@ -75,9 +84,8 @@ def run_evaluate(cfg: Any, dataset: Dataset, distill_dir: Path, stage_dir: Path,
         returns = np.asarray(result["returns"], np.float64)
         summary[split] = {"tasks": len(tasks), **split_summary(returns)}
     reference_split = HELDOUT if family.heldout else TRAIN
-    heldout_params = family.params_for(family.by_split(reference_split))
     references = reference_returns(
-        family.env, heldout_params, epsilon_floor=cfg.collect.epsilon_floor,
+        family.env, family.params_for(family.by_split(reference_split)), epsilon_floor=cfg.collect.epsilon_floor,
         episodes=ev.reference_episodes, seed=ev.seed,
     )
     summary["references"] = {
