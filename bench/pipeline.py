@@ -51,8 +51,7 @@ def main() -> None:
                 f"collect ({attempt}): {summary['rows']} transitions in {summary['seconds']:.2f}s on {summary['executor']} "
                 f"({summary['units']} units, shards written) = {collect_tps:,.0f} transitions/s",
                 flush=True,
-            )
-        collect_dir = cfg.run_dir / "collect-warm"
+            )  # the datasets below are built from the warm pass's shards
 
         from icrl.jax_runtime import enable_compilation_cache
 

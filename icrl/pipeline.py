@@ -88,11 +88,13 @@ def _dataset_conflict(cfg: PipelineConfig, dirs: dict[str, StageDir], force: set
     if "datasets" in force or datasets.status() in ("done", "partial", "pending"):
         return
     existing = datasets.path / cfg.datasets.dataset_id / "manifest.json"
+    if not existing.exists():
+        return
     try:
         built_from = json.loads(existing.read_text()).get("fingerprint")
     except (OSError, ValueError, AttributeError):
-        built_from = None if not existing.exists() else "unreadable"
-    if built_from is not None and built_from != datasets.fingerprint:
+        built_from = None  # unreadable: certainly not this dataset
+    if built_from != datasets.fingerprint:
         raise PipelineError(
             f"{existing.parent}: dataset {cfg.datasets.dataset_id} already exists with other contents and "
             "dataset ids are immutable; set datasets.version to a new number, or pass --force datasets to discard it"

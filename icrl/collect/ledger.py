@@ -27,7 +27,7 @@ class UnitResult:
     histories: int
 
 
-def read_ledger(stage_dir: Path, fingerprint: str, *, quiet: bool = False) -> dict[int, UnitResult]:
+def read_ledger(stage_dir: Path, fingerprint: str) -> dict[int, UnitResult]:
     """Returns the finished units recorded in the ledger whose shard is still intact on disk."""
     try:
         ledger = json.loads((stage_dir / LEDGER).read_text())
@@ -41,7 +41,7 @@ def read_ledger(stage_dir: Path, fingerprint: str, *, quiet: bool = False) -> di
         shard = stage_dir / "shards" / result.path
         if shard.is_file() and shard.stat().st_size == result.bytes and sha256_file(shard) == result.sha256:
             finished[result.index] = result
-        elif not quiet:
+        else:
             say(f"collect: shard {shard} is missing or damaged; it will be collected again")
     return finished
 

@@ -7,8 +7,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from icrl.atomic import sha256_file, write_json
-from icrl.errors import BadInputError
 from icrl.datasets.shards import FileInfo
+from icrl.errors import BadInputError
 
 MANIFEST = "manifest.json"
 

@@ -20,11 +20,10 @@ def run_datasets(
     Returns the stage summary; refuses (naming a shard) if any shard is missing or damaged.
     """
     finished = read_ledger(collect_dir, collect_fingerprint)
-    expected = units
-    missing = sorted(set(range(expected)) - set(finished))
+    missing = sorted(set(range(units)) - set(finished))
     if missing:
         raise DatasetError(
-            f"{collect_dir / 'shards' / shard_name(missing[0])}: missing or damaged ({len(missing)} of {expected} "
+            f"{collect_dir / 'shards' / shard_name(missing[0])}: missing or damaged ({len(missing)} of {units} "
             "collect units); run icrl run again to collect them"
         )
     family = make_family(cfg.env.id, cfg.env.settings(), heldout=cfg.tasks.heldout, split_seed=cfg.tasks.split_seed)
