@@ -63,11 +63,11 @@ def main() -> None:
         from icrl.datasets.stage import run_datasets
         from icrl.distill.model import build_model, model_spec
         from icrl.distill.trainer import init_state, make_optimizer, make_train_step
-        from icrl.envs import make_family
+        from icrl.envs import make_env
 
         run_datasets(cfg, collect_dir, fps["collect"], summary["units"], cfg.run_dir / "datasets", fps["datasets"])
         dataset = Dataset(cfg.run_dir / "datasets" / cfg.datasets.dataset_id)
-        env = make_family(cfg.env.id, cfg.env.settings(), heldout=cfg.tasks.heldout, split_seed=0).env
+        env = make_env(cfg.env)[0]
         space = env.observation_space(env.default_params)
         spec = model_spec(cfg.distill, num_actions=env.num_actions, num_obs=getattr(space, "n", None))
         model = build_model(spec)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError, field_validator
 
 from icrl.errors import BadInputError
 
@@ -22,24 +22,172 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+STAGES = ("collect", "datasets", "distill", "evaluate")
+
+
 class RunConfig(Section):
     name: Name = "darkroom-ad-eps"
     """The run's folder: `<root>/<name>/`."""
     root: str = "runs"
+    until: Literal["collect", "datasets", "distill", "evaluate"] = "evaluate"
+    """The last stage to run: `datasets` only generates and publishes learning histories."""
 
 
-class DarkRoomConfig(Section):
+# gymnax 1.0.1's registered environments (a test checks this list against gymnax itself);
+# listed here because importing gymnax starts JAX, and configs are read before Ray starts.
+GYMNAX_IDS = (
+    "CartPole-v1", "Pendulum-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0",
+    "Asterix-MinAtar", "Breakout-MinAtar", "Freeway-MinAtar", "Seaquest-MinAtar", "SpaceInvaders-MinAtar",
+    "Catch-bsuite", "DeepSea-bsuite", "MemoryChain-bsuite", "UmbrellaChain-bsuite", "DiscountingChain-bsuite",
+    "MNISTBandit-bsuite", "SimpleBandit-bsuite", "FourRooms-misc", "MetaMaze-misc", "PointRobot-misc",
+    "BernoulliBandit-misc", "GaussianBandit-misc", "Reacher-misc", "Swimmer-misc", "Pong-misc", "FrozenLake-misc",
+)
+# Those whose actions are float vectors.
+GYMNAX_CONTINUOUS = ("Pendulum-v1", "MountainCarContinuous-v0", "PointRobot-misc", "Reacher-misc", "Swimmer-misc")
+
+
+class EnvSection(Section):
+    """What every environment section tells the rest of the config."""
+
+    has_oracle: ClassVar[bool] = False
+    """Whether the environment has a scripted optimal agent (a demonstrator for the noise curriculum)."""
+    discrete_obs: ClassVar[bool | None] = None
+    """Whether observations are an index (tabular learners need that); None: unknown until built."""
+
+    def settings(self) -> dict[str, Any]:
+        """Returns the environment's settings (everything but the id)."""
+        return self.model_dump(exclude={"id"})
+
+    def task_count(self) -> int:
+        """Returns how many tasks the environment offers."""
+        return self.num_tasks  # type: ignore[attr-defined]
+
+    def steps_per_episode(self) -> int | None:
+        """Returns the (maximum) steps per episode, or None where only the built environment knows it."""
+        return getattr(self, "episode_length", None)
+
+    def continuous_actions(self) -> bool:
+        return False
+
+    def oracle(self) -> bool:
+        return self.has_oracle
+
+
+class DarkRoomConfig(EnvSection):
     id: Literal["DarkRoom-v0"] = "DarkRoom-v0"
     size: Annotated[int, Field(ge=2, le=64)] = 9
     episode_length: PositiveInt = 20
+    has_oracle: ClassVar[bool] = True
+    discrete_obs: ClassVar[bool | None] = True
 
-    def settings(self) -> dict[str, Any]:
-        """Returns the environment's fixed settings (everything but the id)."""
-        return self.model_dump(exclude={"id"})
-
-    @property
-    def num_tasks(self) -> int:
+    def task_count(self) -> int:
         return self.size * self.size
+
+
+class KeyToDoorConfig(EnvSection):
+    id: Literal["DarkKeyToDoor-v0"] = "DarkKeyToDoor-v0"
+    size: Annotated[int, Field(ge=2, le=64)] = 9
+    episode_length: PositiveInt = 50
+    random_start: bool = True
+    num_tasks: PositiveInt | None = None
+    """Use a seeded sample of this many (key, door) pairs; none: all of them."""
+    has_oracle: ClassVar[bool] = True
+    discrete_obs: ClassVar[bool | None] = True
+
+    def task_count(self) -> int:
+        cells = self.size * self.size
+        return min(self.num_tasks or cells * (cells - 1), cells * (cells - 1))
+
+
+class BernoulliBanditConfig(EnvSection):
+    id: Literal["BernoulliBandit-v0"] = "BernoulliBandit-v0"
+    min_arms: Annotated[int, Field(ge=2)] = 10
+    max_arms: Annotated[int, Field(ge=2)] = 10
+    """Tasks draw their arm count from [min_arms, max_arms]; arms past a task's count are masked."""
+    distribution: Literal["uniform", "adversarial"] = "uniform"
+    """`adversarial`: odd arms high in 95% of training tasks, even arms high in held-out ones (AD)."""
+    num_tasks: PositiveInt = 100
+    has_oracle: ClassVar[bool] = True
+    discrete_obs: ClassVar[bool | None] = True
+
+    def steps_per_episode(self) -> int:
+        return 1  # one pull
+
+
+class ContextualBanditConfig(EnvSection):
+    id: Literal["ContextualBandit-v0"] = "ContextualBandit-v0"
+    min_arms: Annotated[int, Field(ge=2)] = 10
+    max_arms: Annotated[int, Field(ge=2)] = 10
+    context_dim: PositiveInt = 5
+    noise: Annotated[float, Field(ge=0.0)] = 0.1
+    num_tasks: PositiveInt = 100
+    has_oracle: ClassVar[bool] = True
+    discrete_obs: ClassVar[bool | None] = False
+
+    def steps_per_episode(self) -> int:
+        return 1  # one pull
+
+
+class GymnaxConfig(EnvSection):
+    """Any environment registered with gymnax, as it comes: a single task."""
+
+    id: str = "CartPole-v1"
+
+    @field_validator("id")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in GYMNAX_IDS:
+            own = ", ".join(sorted(_OWN_ENVS))
+            raise ValueError(f"unknown environment {value!r}; icrl's own: {own}; or a gymnax id: {', '.join(GYMNAX_IDS)}")
+        return value
+
+    def task_count(self) -> int:
+        return 1
+
+    def continuous_actions(self) -> bool:
+        return self.id in GYMNAX_CONTINUOUS
+
+
+class ProjectedConfig(EnvSection):
+    """A base environment seen through a random linear projection; each projection seed is a task."""
+
+    id: Literal["Projected-v0"] = "Projected-v0"
+    base: str = "CartPole-v1"
+    """A gymnax id, or DarkRoom-v0 (its cell index is one-hot encoded before the projection)."""
+    obs_dim: PositiveInt = 16
+    num_tasks: PositiveInt = 64
+    discrete_obs: ClassVar[bool | None] = False
+
+    def steps_per_episode(self) -> int | None:
+        return DarkRoomConfig().episode_length if self.base == "DarkRoom-v0" else None
+
+    def oracle(self) -> bool:
+        return self.base == "DarkRoom-v0"
+
+    def continuous_actions(self) -> bool:
+        return self.base in GYMNAX_CONTINUOUS
+
+
+_OWN_ENVS = {"DarkRoom-v0", "DarkKeyToDoor-v0", "BernoulliBandit-v0", "ContextualBandit-v0", "Projected-v0"}
+
+
+_UNION_TAGS = _OWN_ENVS | {"gymnax", "oracle", "ppo", "q_learning", "noise_curriculum", "thompson", "ucb", "linucb", "random"}
+
+
+def _env_kind(data: Any) -> str:
+    env_id = data.get("id", "DarkRoom-v0") if isinstance(data, dict) else getattr(data, "id", None)
+    return env_id if env_id in _OWN_ENVS else "gymnax"
+
+
+EnvConfig = Annotated[
+    Annotated[DarkRoomConfig, Tag("DarkRoom-v0")]
+    | Annotated[KeyToDoorConfig, Tag("DarkKeyToDoor-v0")]
+    | Annotated[BernoulliBanditConfig, Tag("BernoulliBandit-v0")]
+    | Annotated[ContextualBanditConfig, Tag("ContextualBandit-v0")]
+    | Annotated[ProjectedConfig, Tag("Projected-v0")]
+    | Annotated[GymnaxConfig, Tag("gymnax")],
+    Discriminator(_env_kind),
+]
 
 
 class TasksConfig(Section):
@@ -48,12 +196,124 @@ class TasksConfig(Section):
     split_seed: Seed = 0
 
 
-class CollectConfig(Section):
-    source: Literal["noise_curriculum"] = "noise_curriculum"
+class OracleConfig(Section):
+    """The environment's scripted optimal agent (Dark Room, Key-to-Door, bandits)."""
+
+    algorithm: Literal["oracle"] = "oracle"
+
+
+class PPOConfig(Section):
+    """PPO with one environment stream per learner, so its history is one contiguous sequence."""
+
+    algorithm: Literal["ppo"] = "ppo"
+    updates: PositiveInt = 60
+    """Policy updates per history; the history holds `updates * rollout_steps` steps."""
+    rollout_steps: PositiveInt = 100
+    epochs: PositiveInt = 4
+    minibatches: PositiveInt = 4
+    learning_rate: Annotated[float, Field(gt=0.0)] = 5e-3
+    gamma: Annotated[float, Field(gt=0.0, le=1.0)] = 0.99
+    gae_lambda: Annotated[float, Field(ge=0.0, le=1.0)] = 0.95
+    clip: Annotated[float, Field(gt=0.0)] = 0.2
+    entropy_coef: Annotated[float, Field(ge=0.0)] = 0.01
+    value_coef: Annotated[float, Field(ge=0.0)] = 0.5
+    max_grad_norm: Annotated[float, Field(gt=0.0)] = 0.5
+    hidden: PositiveInt = 64
+
+    def history_steps(self, episode_length: int) -> int:
+        return self.updates * self.rollout_steps
+
+
+class QLearningConfig(Section):
+    """Tabular Q-learning, ε-greedy with ε annealed linearly; needs discrete observations."""
+
+    algorithm: Literal["q_learning"] = "q_learning"
+    steps: PositiveInt = 4000
+    learning_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
+    gamma: Annotated[float, Field(ge=0.0, le=1.0)] = 0.9
+    epsilon_start: Probability = 1.0
+    epsilon_floor: Probability = 0.05
+    floor_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
+
+    def history_steps(self, episode_length: int) -> int:
+        return self.steps
+
+
+Demonstrator = Annotated[OracleConfig | PPOConfig | QLearningConfig, Field(discriminator="algorithm")]
+
+
+class NoiseCurriculumConfig(Section):
+    """AD-ε: a demonstrator acting ε-greedily while ε anneals from `epsilon_start` to a floor."""
+
+    algorithm: Literal["noise_curriculum"] = "noise_curriculum"
+    demonstrator: Demonstrator = OracleConfig()
+    """The scripted oracle, or the final policy of a PPO / Q-learning run on the same task."""
+    schedule: Literal["linear", "exponential"] = "linear"
+    epsilon_start: Probability = 1.0
     epsilon_floor: Probability = 0.5
     floor_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
     """ε reaches its floor after this fraction of a history's episodes."""
-    episodes_per_history: PositiveInt = 10
+    episodes: PositiveInt = 10
+    """Episodes per history (more if episodes end early: the history has `episodes` x episode length steps)."""
+
+    def history_steps(self, episode_length: int) -> int:
+        return self.episodes * episode_length
+
+
+class ThompsonConfig(Section):
+    """Thompson sampling with Beta posteriors, for Bernoulli bandits."""
+
+    algorithm: Literal["thompson"] = "thompson"
+    pulls: PositiveInt = 300
+    prior_alpha: Annotated[float, Field(gt=0.0)] = 1.0
+    prior_beta: Annotated[float, Field(gt=0.0)] = 1.0
+
+    def history_steps(self, episode_length: int) -> int:
+        return self.pulls
+
+
+class UCBConfig(Section):
+    """UCB1 for Bernoulli bandits: mean + sqrt(c ln t / n), each arm pulled once first."""
+
+    algorithm: Literal["ucb"] = "ucb"
+    pulls: PositiveInt = 300
+    c: Annotated[float, Field(ge=0.0)] = 2.0
+
+    def history_steps(self, episode_length: int) -> int:
+        return self.pulls
+
+
+class LinUCBConfig(Section):
+    """LinUCB (disjoint arms) for contextual linear bandits."""
+
+    algorithm: Literal["linucb"] = "linucb"
+    pulls: PositiveInt = 300
+    alpha: Annotated[float, Field(ge=0.0)] = 1.0
+    ridge: Annotated[float, Field(gt=0.0)] = 1.0
+
+    def history_steps(self, episode_length: int) -> int:
+        return self.pulls
+
+
+class RandomConfig(Section):
+    """Uniformly random actions: no learning; the environment's throughput ceiling."""
+
+    algorithm: Literal["random"] = "random"
+    steps: PositiveInt = 1000
+
+    def history_steps(self, episode_length: int) -> int:
+        return self.steps
+
+
+Source = Annotated[
+    NoiseCurriculumConfig | PPOConfig | QLearningConfig | ThompsonConfig | UCBConfig | LinUCBConfig | RandomConfig,
+    Field(discriminator="algorithm"),
+]
+
+
+class CollectConfig(Section):
+    source: Source = NoiseCurriculumConfig()
+    """The learner (or noise curriculum) whose learning histories are recorded."""
     histories_per_task: PositiveInt = 32
     histories_per_unit: PositiveInt = 64
     """Histories per unit of work: one jitted program run and one shard."""
@@ -108,7 +368,7 @@ class EvaluateConfig(Section):
     """In-context episodes per rollout; the context is carried across them."""
     rollouts_per_task: PositiveInt = 4
     train_tasks: NonNegativeInt = 16
-    """How many training tasks (a seeded sample) are evaluated beside all held-out ones."""
+    """Up to this many training tasks (a seeded sample) are evaluated beside all held-out ones."""
     policy: Literal["sample", "greedy"] = "sample"
     temperature: Annotated[float, Field(gt=0.0)] = 0.5
     """Softmax temperature when `policy` is `sample`: below 1 sharpens the model's choice."""
@@ -119,7 +379,7 @@ class EvaluateConfig(Section):
 
 class PipelineConfig(Section):
     run: RunConfig = RunConfig()
-    env: DarkRoomConfig = DarkRoomConfig()
+    env: EnvConfig = DarkRoomConfig()
     tasks: TasksConfig = TasksConfig()
     collect: CollectConfig = CollectConfig()
     ray: RayConfig = RayConfig()
@@ -161,24 +421,48 @@ _UniqueKeyLoader.add_implicit_resolver(
 )
 
 
-def _key_path(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "(top level)"
+_BANDIT_SOURCES = {"thompson": "BernoulliBandit-v0", "ucb": "BernoulliBandit-v0", "linucb": "ContextualBandit-v0"}
 
 
 def _check_consistency(cfg: PipelineConfig) -> None:
     """Raises ConfigError for settings that are valid alone but not together."""
-    n_tasks = cfg.env.num_tasks
+    env, source = cfg.env, cfg.collect.source
+    n_tasks = env.task_count()
     if cfg.tasks.heldout >= n_tasks:
         raise ConfigError(f"tasks.heldout: {cfg.tasks.heldout} held out of {n_tasks} tasks leaves none to train on")
-    if cfg.evaluate.train_tasks > n_tasks - cfg.tasks.heldout:
+    if isinstance(env, (BernoulliBanditConfig, ContextualBanditConfig)) and env.min_arms > env.max_arms:
+        raise ConfigError(f"env.min_arms: {env.min_arms} is more than env.max_arms {env.max_arms}")
+    if isinstance(env, ProjectedConfig) and env.base not in ("DarkRoom-v0", *GYMNAX_IDS):
+        raise ConfigError(f"env.base: unknown environment {env.base!r}; use DarkRoom-v0 or a gymnax id")
+    needs = _BANDIT_SOURCES.get(source.algorithm)
+    if needs and env.id != needs:
+        raise ConfigError(f"collect.source.algorithm: {source.algorithm} runs on {needs}, not {env.id}")
+    learners = [("collect.source", source)]
+    if isinstance(source, NoiseCurriculumConfig):
+        learners.append(("collect.source.demonstrator", source.demonstrator))
+        if source.demonstrator.algorithm == "oracle" and not env.oracle():
+            raise ConfigError(
+                f"collect.source.demonstrator: {env.id} has no scripted oracle; use a ppo or q_learning demonstrator"
+            )
+        if source.epsilon_floor > source.epsilon_start:
+            raise ConfigError(
+                f"collect.source.epsilon_floor: {source.epsilon_floor} is above epsilon_start {source.epsilon_start}"
+            )
+    for where, learner in learners:
+        if learner.algorithm == "q_learning" and env.discrete_obs is False:
+            raise ConfigError(f"{where}: tabular Q-learning needs discrete observations; {env.id} has vectors")
+    if STAGES.index(cfg.run.until) < STAGES.index("distill"):
+        return
+    if env.continuous_actions():
         raise ConfigError(
-            f"evaluate.train_tasks: {cfg.evaluate.train_tasks} exceeds the {n_tasks - cfg.tasks.heldout} training tasks"
+            f"env.id: {env.id} has continuous actions, which the distill stage does not model yet; "
+            "set run.until: datasets to collect and publish its histories"
         )
-    history = cfg.collect.episodes_per_history * cfg.env.episode_length
-    if cfg.distill.context_length > history:
+    episode_length = env.steps_per_episode()
+    history = source.history_steps(episode_length) if episode_length or source.algorithm != "noise_curriculum" else None
+    if history is not None and cfg.distill.context_length > history:
         raise ConfigError(
-            f"distill.context_length: {cfg.distill.context_length} is longer than a history "
-            f"({cfg.collect.episodes_per_history} episodes x {cfg.env.episode_length} steps = {history})"
+            f"distill.context_length: {cfg.distill.context_length} is longer than a history ({history} steps)"
         )
     if cfg.distill.embed_dim % cfg.distill.num_heads or (cfg.distill.embed_dim // cfg.distill.num_heads) % 2:
         raise ConfigError(
@@ -191,6 +475,27 @@ def _check_consistency(cfg: PipelineConfig) -> None:
         )
 
 
+_UNION_PARENTS = {"env", "source", "demonstrator"}
+
+
+def _key_path(loc: tuple[Any, ...]) -> str:
+    """Returns the dotted key path of a pydantic error location, without the union tags pydantic inserts."""
+    parts = [p for i, p in enumerate(loc) if not (i and loc[i - 1] in _UNION_PARENTS and p in _UNION_TAGS)]
+    return ".".join(str(part) for part in parts) or "(top level)"
+
+
+def _message(error: dict[str, Any]) -> str:
+    """Returns a pydantic error's message in the words of a config file."""
+    kind, ctx = error["type"], error.get("ctx", {})
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "union_tag_not_found":
+        return "missing: say which one"
+    if kind == "union_tag_invalid":
+        return f"unknown value {ctx.get('tag')}; one of {ctx.get('expected_tags', '')}"
+    return error["msg"].removeprefix("Value error, ")
+
+
 def parse_config(data: Any, *, source: str = "pipeline.yaml") -> PipelineConfig:
     """Returns the validated config of `data` (a parsed YAML document); raises ConfigError."""
     if data is None:
@@ -201,9 +506,11 @@ def parse_config(data: Any, *, source: str = "pipeline.yaml") -> PipelineConfig:
         cfg = PipelineConfig.model_validate(data)
     except ValidationError as err:
         first = err.errors()[0]
-        message = "unknown key" if first["type"] == "extra_forbidden" else first["msg"]
+        path, message = _key_path(first["loc"]), _message(first)
+        if first["type"] in ("union_tag_not_found", "union_tag_invalid"):
+            path += "." + first["ctx"]["discriminator"].strip("'")
         more = f" (and {err.error_count() - 1} more problems)" if err.error_count() > 1 else ""
-        raise ConfigError(f"{source}: {_key_path(first['loc'])}: {message}{more}") from None
+        raise ConfigError(f"{source}: {path}: {message}{more}") from None
     try:
         _check_consistency(cfg)
     except ConfigError as err:
@@ -229,3 +536,13 @@ def load_config(path: str | Path) -> PipelineConfig:
         where = f"line {mark.line + 1}: " if mark else ""
         raise ConfigError(f"{path}: {where}not valid YAML ({getattr(err, 'problem', err)})") from None
     return parse_config(data, source=str(path))
+
+
+def env_section(data: dict[str, Any]) -> EnvSection:
+    """Returns the env config section of `data` (a dumped section, as units carry it to workers)."""
+    return TypeAdapter(EnvConfig).validate_python(data)
+
+
+def source_section(data: dict[str, Any]) -> Any:
+    """Returns the collect source config section of `data` (a dumped section)."""
+    return TypeAdapter(Source).validate_python(data)

@@ -21,13 +21,12 @@ import yaml
 
 from icrl import __version__
 from icrl.atomic import write_text
-from icrl.config import PipelineConfig
+from icrl.config import STAGES, PipelineConfig
 from icrl.console import say
 from icrl.errors import IcrlError
 from icrl.fingerprint import stage_fingerprints
 from icrl.stage_dir import StageDir
 
-STAGES = ("collect", "datasets", "distill", "evaluate")
 _PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "gymnax", "ray", "pyarrow", "h5py", "numpy")
 
 
@@ -111,7 +110,7 @@ def run_pipeline(
     with run_lock(cfg.run_dir):
         write_resolved_config(cfg)
         say(f"icrl: run folder {cfg.run_dir}")
-        for stage in STAGES:
+        for stage in STAGES[: STAGES.index(cfg.run.until) + 1]:
             sd = dirs[stage]
             status = sd.status()
             if stage == "collect" and status == "done" and not _shards_intact(sd):

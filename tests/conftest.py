@@ -22,7 +22,10 @@ TINY = {
     "run": {"name": "tiny"},
     "env": {"size": 5, "episode_length": 8},
     "tasks": {"heldout": 5, "split_seed": 0},
-    "collect": {"episodes_per_history": 6, "histories_per_task": 2, "histories_per_unit": 8, "executor": "serial"},
+    "collect": {
+        "source": {"algorithm": "noise_curriculum", "episodes": 6}, "histories_per_task": 2, "histories_per_unit": 8,
+        "executor": "serial",
+    },
     "datasets": {"name": "tiny"},
     "distill": {
         "context_length": 24, "embed_dim": 16, "num_layers": 1, "num_heads": 2, "batch_size": 4,

@@ -12,7 +12,7 @@ def test_the_default_pipeline_is_valid_and_matches_the_built_in_defaults():
     cfg = load_config(ROOT / "pipeline.yaml")
     assert cfg == PipelineConfig()
     assert cfg.env.id == "DarkRoom-v0" and cfg.tasks.heldout == 16
-    assert cfg.collect.epsilon_floor == 0.5
+    assert cfg.collect.source.algorithm == "noise_curriculum" and cfg.collect.source.epsilon_floor == 0.5
     assert cfg.evaluate.episodes >= 20
 
 
@@ -24,7 +24,19 @@ def test_the_default_pipeline_is_valid_and_matches_the_built_in_defaults():
         ({"distill": {"steps": "many"}}, "distill.steps"),
         ({"distill": {"steps": 2.5}}, "distill.steps"),
         ({"distill": {"steps": 0}}, "distill.steps"),
-        ({"collect": {"epsilon_floor": 1.5}}, "collect.epsilon_floor"),
+        ({"collect": {"source": {"algorithm": "noise_curriculum", "epsilon_floor": 1.5}}}, "collect.source.epsilon_floor"),
+        ({"collect": {"source": {"algorithm": "ppo", "updates": 0}}}, "collect.source.updates"),
+        ({"collect": {"source": {"algorithm": "ppo", "lr": 0.1}}}, "collect.source.lr: unknown key"),
+        ({"collect": {"source": {"algorithm": "sarsa"}}}, "collect.source.algorithm: unknown value"),
+        ({"collect": {"source": {"episodes": 3}}}, "collect.source.algorithm: missing"),
+        ({"collect": {"source": {"algorithm": "thompson"}}}, "collect.source.algorithm: thompson runs on BernoulliBandit-v0"),
+        ({"env": {"id": "CartPole-v1"}, "tasks": {"heldout": 0}}, "collect.source.demonstrator: CartPole-v1 has no scripted oracle"),
+        ({"env": {"id": "Pendulum-v1"}, "tasks": {"heldout": 0}, "collect": {"source": {"algorithm": "ppo"}}}, "env.id: Pendulum-v1 has continuous actions"),
+        ({"env": {"id": "ContextualBandit-v0"}, "collect": {"source": {"algorithm": "q_learning"}}}, "collect.source: tabular Q-learning needs discrete"),
+        ({"env": {"id": "BernoulliBandit-v0", "min_arms": 5, "max_arms": 4}}, "env.min_arms"),
+        ({"env": {"id": "Projected-v0", "base": "Nope"}}, "env.base"),
+        ({"env": {"id": "CartPole-v1"}}, "tasks.heldout"),  # a single task cannot be held out
+        ({"env": {"id": "DarkRoom-v0", "sise": 3}}, "env.sise: unknown key"),
         ({"collect": {"executor": "dask"}}, "collect.executor"),
         ({"env": {"id": "NoSuchEnv-v0"}}, "env.id"),
         ({"tasks": {"heldout": 81}}, "tasks.heldout"),

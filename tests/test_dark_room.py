@@ -1,3 +1,4 @@
+from icrl.config import DarkRoomConfig, TasksConfig
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -58,7 +59,7 @@ def test_truncates_after_the_episode_length_and_resets(env):
 
 
 def test_oracle_return_is_the_optimal_return_for_every_goal(env):
-    family = make_family("DarkRoom-v0", {"size": 9, "episode_length": 20}, heldout=0, split_seed=0)
+    family = make_family(DarkRoomConfig(), TasksConfig(heldout=0, split_seed=0))
     params = family.params_for(family.tasks)
 
     def episode(p):

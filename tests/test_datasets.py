@@ -8,7 +8,7 @@ import pytest
 
 from icrl.collect.stage import plan
 from icrl.collect.units import run_unit
-from icrl.datasets import Dataset, DatasetError, verify
+from icrl.datasets import SCHEMA_VERSION, Dataset, DatasetError, verify
 from icrl.datasets.build import build_dataset
 from icrl.envs import make_family
 
@@ -23,7 +23,7 @@ def built(tmp_path_factory):
     cfg = parse_config(tiny_data(root), source="test")
     shard_dir = root / "shards"
     results = [run_unit(job) for job in plan(cfg, root)]
-    family = make_family(cfg.env.id, cfg.env.settings(), heldout=cfg.tasks.heldout, split_seed=cfg.tasks.split_seed)
+    family = make_family(cfg.env, cfg.tasks)
 
     def build(out: Path):
         return build_dataset(
@@ -65,7 +65,8 @@ def test_rows_follow_the_schema(built):
         "history_id", "task_id", "step", "episode", "obs", "action", "reward", "terminated", "truncated",
     ]
     assert table.schema.field("reward").type == pa.float32()
-    assert table.schema.metadata[b"icrl.schema_version"] == b"1"
+    assert table.schema.metadata[b"icrl.schema_version"] == str(SCHEMA_VERSION).encode()
+    assert table.column_names[9:] == ["epsilon", "expert_action"]
 
 
 def test_an_existing_dataset_id_is_never_overwritten(built):

@@ -68,13 +68,13 @@ def test_histories_are_whole_and_ordered(serial_run):
     cfg, _ = serial_run
     dataset = Dataset(cfg.run_dir / "datasets" / "tiny-v1")
     cols = dataset.columns(split="train", names=("history_id", "step", "episode"))
-    length = cfg.collect.episodes_per_history * cfg.env.episode_length
+    length = cfg.collect.source.episodes * cfg.env.episode_length
     ids, counts = np.unique(cols["history_id"], return_counts=True)
     assert (counts == length).all()
     assert len(ids) == (cfg.env.size**2 - cfg.tasks.heldout) * cfg.collect.histories_per_task
     np.testing.assert_array_equal(cols["step"], np.tile(np.arange(length), len(ids)))
     summaries = dataset.histories
-    assert (np.asarray(summaries["episodes"]) == cfg.collect.episodes_per_history).all()
+    assert (np.asarray(summaries["episodes"]) == cfg.collect.source.episodes).all()
 
 
 def test_a_rerun_with_nothing_changed_skips_every_stage(serial_run, monkeypatch):

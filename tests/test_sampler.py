@@ -27,11 +27,12 @@ def test_windows_stay_inside_one_history_and_are_consecutive():
         assert (history != 1).all()  # the 4-step history holds no 5-step window
 
 
-def test_previous_action_and_reward_restart_at_each_episode():
-    sampler = WindowSampler(_columns([12]), context_length=12, num_actions=4, seed=0)
+def test_previous_action_and_reward_run_across_episodes_and_restart_with_each_history():
+    sampler = WindowSampler(_columns([12, 12]), context_length=12, num_actions=4, seed=0)
     batch = sampler.batch(1, 0)
     step = batch["obs"][0] % 1000
-    first = step % 3 == 0
+    first = step == 0  # only a history's first step has no previous one; episodes start at 0, 3, 6, 9
+    assert first.sum() == 1
     assert (batch["prev_action"][0][first] == 4).all() and (batch["prev_reward"][0][first] == 0).all()
     np.testing.assert_array_equal(batch["prev_action"][0][~first], ((step - 1) % 4)[~first])
     np.testing.assert_array_equal(batch["prev_reward"][0][~first], ((step - 1) % 2)[~first])

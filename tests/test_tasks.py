@@ -1,3 +1,4 @@
+from icrl.config import DarkRoomConfig, TasksConfig
 from icrl.envs import HELDOUT, TRAIN, Task, make_family, split_tasks
 
 
@@ -11,9 +12,9 @@ def test_task_id_is_a_stable_content_hash():
 
 
 def test_split_is_seeded_and_holds_out_the_requested_number():
-    family = make_family("DarkRoom-v0", {"size": 9, "episode_length": 20}, heldout=16, split_seed=0)
-    again = make_family("DarkRoom-v0", {"size": 9, "episode_length": 20}, heldout=16, split_seed=0)
-    other = make_family("DarkRoom-v0", {"size": 9, "episode_length": 20}, heldout=16, split_seed=1)
+    family = make_family(DarkRoomConfig(), TasksConfig(heldout=16, split_seed=0))
+    again = make_family(DarkRoomConfig(), TasksConfig(heldout=16, split_seed=0))
+    other = make_family(DarkRoomConfig(), TasksConfig(heldout=16, split_seed=1))
     assert len(family.tasks) == 81 and len(family.heldout) == 16 and len(family.train) == 65
     assert [t.task_id for t in family.heldout] == [t.task_id for t in again.heldout]
     assert {t.task_id for t in family.heldout} != {t.task_id for t in other.heldout}

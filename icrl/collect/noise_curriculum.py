@@ -1,69 +1,88 @@
 """AD-ε noise curriculum (Zisman et al., 2023): a demonstrator acting ε-greedily, ε annealed.
 
-ε falls linearly from 1 to `floor` over the first `floor_fraction` of the history's episodes
-and stays there. The random action is uniform over all actions (the demonstrator's own
-choice included), so even ε = 1 is a plain random walk.
+ε falls from `epsilon_start` to `epsilon_floor` over the first `floor_fraction` of the
+history's episodes and stays there, linearly or exponentially. The random action is uniform
+over every action the task offers (the demonstrator's own choice included), so ε = 1 is a
+plain random walk. The demonstrator is the environment's scripted oracle, or the final
+policy of a learner (PPO, Q-learning) trained on the same task first, inside the same program.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, NamedTuple
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
+from icrl.collect.learner import Learner
+from icrl.collect.transition import Transition
+from icrl.envs import spaces
 
-class Transition(NamedTuple):
-    """One environment step of a learning history (arrays gain leading axes under scan/vmap)."""
-
-    obs: jax.Array  # what the agent saw when it chose `action`
-    action: jax.Array
-    reward: jax.Array  # float32, the result of `action`
-    terminated: jax.Array
-    truncated: jax.Array
-    episode: jax.Array  # index of the episode inside the history
-    epsilon: jax.Array  # the noise level the action was drawn at
+# Steepness of the exponential schedule: ε has covered 1 - e^-5 ≈ 99% of its fall by the
+# time it reaches the floor, most of it early.
+_EXP_RATE = 5.0
 
 
-def linear_epsilon(
-    episode: jax.Array, *, episodes: int, floor: float, floor_fraction: float, start: float = 1.0
+def epsilon_schedule(
+    episode: jax.Array, *, episodes: int, start: float, floor: float, floor_fraction: float, kind: str = "linear"
 ) -> jax.Array:
     """Returns ε for `episode`: `start` at the first episode, `floor` from `floor_fraction` of the history on."""
     reach = jnp.maximum(floor_fraction * episodes, 1.0)
     progress = jnp.minimum(episode.astype(jnp.float32) / reach, 1.0)
+    if kind == "exponential":
+        decay = (jnp.exp(-_EXP_RATE * progress) - jnp.exp(-_EXP_RATE)) / (1.0 - jnp.exp(-_EXP_RATE))
+        return (floor + (start - floor) * decay).astype(jnp.float32)
+    if kind != "linear":
+        raise ValueError(f"unknown ε schedule {kind!r}: use 'linear' or 'exponential'")
     return (start - (start - floor) * progress).astype(jnp.float32)
 
 
-def make_noise_curriculum(
-    env: Any, *, episodes: int, epsilon_floor: float, floor_fraction: float, epsilon_start: float = 1.0
-) -> Callable[[jax.Array, Any], Transition]:
-    """Returns `collect(key, env_params) -> Transition` with arrays of shape [steps].
+def make_noise_curriculum(env: Any, cfg: Any, *, demonstrator: Learner | None = None) -> Learner:
+    """Returns the Learner recording `cfg.episodes` episodes of the ε-greedy demonstrator per history.
 
-    The history holds `episodes` episodes of the oracle demonstrator `env.oracle_action`.
-    With `epsilon_start == epsilon_floor` it is a fixed ε-greedy demonstrator (ε = 1: random).
+    `cfg` is a NoiseCurriculumConfig. With `demonstrator=None` the environment's
+    `oracle_action` demonstrates; otherwise the demonstrator learner is trained on the task
+    first (its own steps are not recorded) and its final greedy policy demonstrates.
+    Transitions carry `epsilon` and `expert_action` (what the demonstrator would have done).
     """
-    steps = episodes * env.default_params.max_steps_in_episode
-    num_actions = env.num_actions
+    if demonstrator is None and not hasattr(env, "oracle_action"):
+        raise ValueError(f"{env.name} has no scripted oracle: give the noise curriculum a learner demonstrator")
+    steps = cfg.episodes * env.default_params.max_steps_in_episode
 
-    def collect(key: jax.Array, params: Any) -> Transition:
-        key, reset_key = jax.random.split(key)
+    def schedule(episode: jax.Array) -> jax.Array:
+        return epsilon_schedule(
+            episode, episodes=cfg.episodes, start=cfg.epsilon_start, floor=cfg.epsilon_floor,
+            floor_fraction=cfg.floor_fraction, kind=cfg.schedule,
+        )
+
+    def train(key: jax.Array, params: Any) -> tuple[Transition, None]:
+        key, reset_key, teach_key = jax.random.split(key, 3)
+        agent = demonstrator.train(teach_key, params)[1] if demonstrator is not None else None
+
+        def expert(state: Any, obs: jax.Array, act_key: jax.Array) -> jax.Array:
+            if demonstrator is None:
+                return env.oracle_action(state, params)
+            return demonstrator.act(agent, obs, act_key)
+
         obs, state = env.reset(reset_key, params)
 
         def step(carry, step_key):
             obs, state, episode = carry
-            explore_key, random_key, env_key = jax.random.split(step_key, 3)
-            eps = linear_epsilon(
-                episode, episodes=episodes, floor=epsilon_floor, floor_fraction=floor_fraction, start=epsilon_start
-            )
-            random_action = jax.random.randint(random_key, (), 0, num_actions, jnp.int32)
+            explore_key, random_key, act_key, env_key = jax.random.split(step_key, 4)
+            eps = schedule(episode)
+            expert_action = expert(state, obs, act_key)
             explore = jax.random.uniform(explore_key) < eps
-            action = jnp.where(explore, random_action, env.oracle_action(state, params))
+            action = jnp.where(explore, spaces.random_action(env, params, random_key), expert_action)
             next_obs, state, reward, terminated, truncated, _ = env.step(env_key, state, action, params)
-            record = Transition(obs, action, reward.astype(jnp.float32), terminated, truncated, episode, eps)
+            extra = {"epsilon": eps, "expert_action": expert_action}
+            record = Transition(obs, action, reward.astype(jnp.float32), terminated, truncated, episode, extra)
             done = jnp.logical_or(terminated, truncated)
             return (next_obs, state, episode + done.astype(jnp.int32)), record
 
         _, history = jax.lax.scan(step, (obs, state, jnp.int32(0)), jax.random.split(key, steps))
-        return history
+        return history, None
 
-    return collect
+    def act(agent: Any, obs: jax.Array, key: jax.Array) -> jax.Array:
+        raise NotImplementedError("a noise curriculum has no final policy to demonstrate with")
+
+    return Learner(train=train, act=act, steps=steps, columns=("epsilon", "expert_action"))

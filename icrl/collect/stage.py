@@ -8,27 +8,31 @@ from typing import Any
 
 from icrl.collect.ledger import read_ledger, write_ledger
 from icrl.collect.units import UnitJob, plan_units, run_unit
+from icrl.collect.sources import make_source
+from icrl.config import ConfigError
 from icrl.console import progress, say
 from icrl.envs import make_family
 from icrl.envs.tasks import canonical_json
 
 
 def plan(cfg: Any, stage_dir: Path) -> list[UnitJob]:
-    """Returns every unit of the collect stage of pipeline config `cfg`, in index order."""
-    family = make_family(cfg.env.id, cfg.env.settings(), heldout=cfg.tasks.heldout, split_seed=cfg.tasks.split_seed)
-    source = cfg.collect
+    """Returns every unit of the collect stage of pipeline config `cfg`, in index order.
+
+    Raises ConfigError when the source cannot run on the environment (found only once both are built).
+    """
+    family = make_family(cfg.env, cfg.tasks)
+    try:
+        make_source(family.env, cfg.collect.source)
+    except ValueError as err:
+        raise ConfigError(f"collect.source: {err}") from None
     return plan_units(
         family.train,  # held-out tasks never enter the training data
-        histories_per_task=source.histories_per_task,
-        histories_per_unit=source.histories_per_unit,
+        histories_per_task=cfg.collect.histories_per_task,
+        histories_per_unit=cfg.collect.histories_per_unit,
         shard_dir=stage_dir.resolve() / "shards",  # workers may run in another directory
-        env_id=cfg.env.id,
-        env_settings=canonical_json(cfg.env.settings()),
-        source=source.source,
-        source_settings=canonical_json(
-            source.model_dump(include={"epsilon_floor", "floor_fraction", "episodes_per_history"})
-        ),
-        seed=source.seed,
+        env_config=canonical_json(cfg.env.model_dump()),
+        source_config=canonical_json(cfg.collect.source.model_dump()),
+        seed=cfg.collect.seed,
     )
 
 

@@ -21,10 +21,8 @@ class UnitJob:
     index: int
     history_ids: tuple[int, ...]
     tasks: tuple[Task, ...]  # the task of each history
-    env_id: str
-    env_settings: str  # canonical JSON
-    source: str
-    source_settings: str  # canonical JSON
+    env_config: str  # canonical JSON of the env config section
+    source_config: str  # canonical JSON of the collect source section
     batch_size: int  # histories per program run; short units are padded to it
     seed: int
     shard_path: str
@@ -36,10 +34,8 @@ def plan_units(
     histories_per_task: int,
     histories_per_unit: int,
     shard_dir: Path,
-    env_id: str,
-    env_settings: str,
-    source: str,
-    source_settings: str,
+    env_config: str,
+    source_config: str,
     seed: int,
 ) -> list[UnitJob]:
     """Returns the units covering `histories_per_task` histories of each task, task-major.
@@ -57,10 +53,8 @@ def plan_units(
                 index=index,
                 history_ids=tuple(h for h, _ in block),
                 tasks=tuple(t for _, t in block),
-                env_id=env_id,
-                env_settings=env_settings,
-                source=source,
-                source_settings=source_settings,
+                env_config=env_config,
+                source_config=source_config,
                 batch_size=histories_per_unit,
                 seed=seed,
                 shard_path=str(shard_dir / shard_name(index)),
@@ -70,16 +64,18 @@ def plan_units(
 
 
 @functools.lru_cache(maxsize=8)
-def _program(env_id: str, env_settings: str, source: str, source_settings: str):
-    """Returns (env family, jitted vmapped collect) for one configuration, built once per process."""
+def _program(env_config: str, source_config: str):
+    """Returns (env, params_for, learner, jitted vmapped train) for one configuration, built once per process."""
     import jax
 
     from icrl.collect.sources import make_source
-    from icrl.envs import make_family
+    from icrl.config import env_section, source_section
+    from icrl.envs import make_env
 
-    family = make_family(env_id, json.loads(env_settings), heldout=0, split_seed=0)
-    collect = make_source(family.env, source, json.loads(source_settings))
-    return family, jax.jit(jax.vmap(collect))
+    env, params_for = make_env(env_section(json.loads(env_config)))
+    learner = make_source(env, source_section(json.loads(source_config)))
+    # Only the history leaves the program: the final agents are not recorded.
+    return env, params_for, learner, jax.jit(jax.vmap(lambda key, params: learner.train(key, params)[0]))
 
 
 def collect_unit(job: UnitJob) -> dict[str, np.ndarray]:
@@ -87,14 +83,15 @@ def collect_unit(job: UnitJob) -> dict[str, np.ndarray]:
     import jax
     import jax.numpy as jnp
 
-    family, program = _program(job.env_id, job.env_settings, job.source, job.source_settings)
+    _, params_for, _, program = _program(job.env_config, job.source_config)
     n = len(job.tasks)
     padded = list(job.tasks) + [job.tasks[-1]] * (job.batch_size - n)  # one compiled shape for every unit
     unit_key = jax.random.fold_in(jax.random.key(job.seed), job.index)
     keys = jax.vmap(lambda i: jax.random.fold_in(unit_key, i))(jnp.arange(job.batch_size))
-    history = jax.tree.map(lambda x: np.asarray(x)[:n], program(keys, family.params_for(padded)))
+    history = jax.tree.map(lambda x: np.asarray(x)[:n], program(keys, params_for(padded)))
     steps = history.action.shape[1]
-    columns = {name: value.reshape((n * steps,) + value.shape[2:]) for name, value in history._asdict().items()}
+    fields = {name: value for name, value in history._asdict().items() if name != "extra"} | history.extra
+    columns = {name: value.reshape((n * steps,) + value.shape[2:]) for name, value in fields.items()}
     columns["history_id"] = np.repeat(np.asarray(job.history_ids, np.int64), steps)
     columns["step"] = np.tile(np.arange(steps, dtype=np.int32), n)
     task_ids = unit_task_ids(job)
@@ -112,14 +109,13 @@ def run_unit(job: UnitJob) -> UnitResult:
     from icrl.jax_runtime import enable_compilation_cache
 
     enable_compilation_cache()
-    from icrl.collect.sources import SOURCE_COLUMNS
     from icrl.datasets.schema import history_schema, history_table
     from icrl.datasets.shards import write_ipc
 
-    family, _ = _program(job.env_id, job.env_settings, job.source, job.source_settings)
     columns = collect_unit(job)
-    space = family.env.observation_space(family.env.default_params)
-    schema = history_schema(tuple(space.shape), columns["obs"].dtype, SOURCE_COLUMNS[job.source])
+    _, _, learner, _ = _program(job.env_config, job.source_config)
+    obs, action = columns["obs"], columns["action"]
+    schema = history_schema(obs.shape[1:], obs.dtype, learner.columns, action_shape=action.shape[1:])
     table = history_table(columns, unit_task_ids(job), schema)
     info = write_ipc(job.shard_path, table)
     return UnitResult(job.index, info.path, info.bytes, info.rows, info.sha256, len(job.history_ids))

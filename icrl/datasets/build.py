@@ -33,38 +33,61 @@ def task_table(tasks: list[Task]) -> pa.Table:
     )
 
 
+_SUMMARY_TYPES = {
+    "history_id": pa.int64(),
+    "task_id": pa.string(),
+    "split": pa.string(),
+    "steps": pa.int64(),
+    "episodes": pa.int32(),
+    "episode_returns": pa.list_(pa.float32()),
+    "final_return": pa.float32(),
+    "update_returns": pa.list_(pa.float32()),
+}
+
+
+def _history_summary(table: pa.Table, lo: int, hi: int) -> dict[str, Any]:
+    """Returns the summary of the history in rows [lo, hi) of `table` (one shard)."""
+    episode = table["episode"].to_numpy()[lo:hi]
+    reward = table["reward"].to_numpy()[lo:hi]
+    ended = np.logical_or(table["terminated"].to_numpy()[lo:hi], table["truncated"].to_numpy()[lo:hi])
+    # Only finished episodes count: a learner's history may stop in the middle of one.
+    finished = episode[ended]
+    returns = np.bincount(episode, weights=reward, minlength=int(episode.max()) + 1)[finished].astype(np.float32)
+    update_returns: list[float] = []
+    if "update" in table.column_names:
+        update = table["update"].to_numpy()[lo:hi]
+        ended_in = update[ended]  # the update during which each finished episode ended
+        sums = np.bincount(ended_in, weights=returns, minlength=int(update.max()) + 1)
+        counts = np.bincount(ended_in, minlength=int(update.max()) + 1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            update_returns = (sums / counts).astype(np.float32).tolist()  # NaN: no episode ended in that update
+    return {
+        "steps": int(hi - lo),
+        "episodes": len(returns),
+        "episode_returns": returns,
+        "final_return": float(returns[-1]) if len(returns) else float("nan"),
+        "update_returns": update_returns,
+    }
+
+
 def summarize_histories(shards: list[pa.Table], split_of: dict[str, str]) -> pa.Table:
-    """Returns one row per history: task, split, steps, episodes, the return of each episode."""
-    rows: dict[str, list] = {k: [] for k in ("history_id", "task_id", "split", "steps", "episodes", "episode_returns", "final_return")}
+    """Returns one row per history: task, split, steps, finished episodes and their returns,
+    the final return, and for learners that record `update` the mean return of the episodes
+    that ended during each update."""
+    rows: dict[str, list] = {k: [] for k in _SUMMARY_TYPES}
     for table in shards:
         history = table["history_id"].to_numpy()
-        episode = table["episode"].to_numpy()
-        reward = table["reward"].to_numpy()
         task = table["task_id"].combine_chunks()
         task_ids = task.dictionary.to_pylist()
         task_index = task.indices.to_numpy()
         starts = np.flatnonzero(np.r_[True, history[1:] != history[:-1]])
         for lo, hi in zip(starts, np.r_[starts[1:], len(history)]):
-            returns = np.bincount(episode[lo:hi], weights=reward[lo:hi]).astype(np.float32)
             task_id = task_ids[task_index[lo]]
-            rows["history_id"].append(int(history[lo]))
-            rows["task_id"].append(task_id)
-            rows["split"].append(split_of[task_id])
-            rows["steps"].append(int(hi - lo))
-            rows["episodes"].append(len(returns))
-            rows["episode_returns"].append(returns)
-            rows["final_return"].append(float(returns[-1]))
-    return pa.table(
-        {
-            "history_id": pa.array(rows["history_id"], pa.int64()),
-            "task_id": pa.array(rows["task_id"], pa.string()),
-            "split": pa.array(rows["split"], pa.string()),
-            "steps": pa.array(rows["steps"], pa.int64()),
-            "episodes": pa.array(rows["episodes"], pa.int32()),
-            "episode_returns": pa.array(rows["episode_returns"], pa.list_(pa.float32())),
-            "final_return": pa.array(rows["final_return"], pa.float32()),
-        }
-    )
+            summary = {"history_id": int(history[lo]), "task_id": task_id, "split": split_of[task_id]}
+            summary |= _history_summary(table, lo, hi)
+            for key in _SUMMARY_TYPES:
+                rows[key].append(summary[key])
+    return pa.table({key: pa.array(rows[key], kind) for key, kind in _SUMMARY_TYPES.items()})
 
 
 def _place(src: Path, dst: Path) -> None:
@@ -73,6 +96,11 @@ def _place(src: Path, dst: Path) -> None:
         os.link(src, dst)
     except OSError:
         shutil.copyfile(src, dst)
+
+
+def _finite_mean(values: np.ndarray) -> float | None:
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if len(finite) else None
 
 
 def build_dataset(
@@ -115,7 +143,7 @@ def build_dataset(
         "rows": int(sum(t.num_rows for t in shards)),
         "histories": summaries.num_rows,
         "tasks": {split: sum(t.split == split for t in tasks) for split in ("train", "heldout")},
-        "final_return_mean": float(np.mean(summaries["final_return"].to_numpy())) if summaries.num_rows else None,
+        "final_return_mean": _finite_mean(summaries["final_return"].to_numpy()),
     }
     fields = {
         "dataset_id": dataset_id,

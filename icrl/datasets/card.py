@@ -37,7 +37,7 @@ def render_card(manifest: dict[str, Any], tasks: list[Task]) -> str:
 
 # {manifest["dataset_id"]}
 
-Learning histories of `{manifest["source"].get("source", "?")}` on `{manifest["env"]["id"]}`, written by icrl
+Learning histories of `{manifest["source"]["source"]["algorithm"]}` on `{manifest["env"]["id"]}`, written by icrl
 {manifest["icrl_version"]}. One row per environment step; a history is everything one learner did
 on one task, in order, and never spans two shards. Only training tasks appear in the rows;
 the held-out tasks are listed below so that evaluation can use them.

@@ -16,8 +16,9 @@ class WindowSampler:
 
     `columns` holds flat arrays in row order with histories contiguous: `history_id`,
     `episode`, `obs`, `action`, `reward`. Each batch is a dict of [B, L, ...] arrays:
-    `obs`, `action`, `prev_action` (`num_actions` at the first step of an episode) and
-    `prev_reward` (0 there).
+    `obs`, `action`, `prev_action` and `prev_reward`: the action and reward of the step
+    before, in the same history (across episode boundaries: the last reward of an episode
+    is what the next one learns from), and `num_actions` and 0 at a history's first step.
     """
 
     def __init__(self, columns: Mapping[str, np.ndarray], *, context_length: int, num_actions: int, seed: int):
@@ -27,12 +28,11 @@ class WindowSampler:
         self.context_length = context_length
         self.num_actions = num_actions
         self.seed = seed
-        history, episode = np.asarray(columns["history_id"]), np.asarray(columns["episode"])
+        history = np.asarray(columns["history_id"])
         n = len(history)
         new_history = np.ones(n, bool)
         new_history[1:] = history[1:] != history[:-1]
-        self.episode_start = new_history.copy()
-        self.episode_start[1:] |= episode[1:] != episode[:-1]
+        self.history_start = new_history
         starts = np.flatnonzero(new_history)
         lengths = np.diff(np.append(starts, n))
         if len(np.unique(history[starts])) != len(starts):
@@ -54,7 +54,7 @@ class WindowSampler:
         h = np.searchsorted(self.cum_windows, flat, side="right")
         offset = flat - np.concatenate(([0], self.cum_windows))[h]
         rows = (self.history_starts[h] + offset)[:, None] + np.arange(self.context_length)
-        first = self.episode_start[rows]
+        first = self.history_start[rows]
         prev = np.maximum(rows - 1, 0)
         return {
             "obs": self.obs[rows],

@@ -7,24 +7,24 @@ from typing import Any, Mapping
 import numpy as np
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
-# Required columns, in order; `obs` is filled in per environment.
+# Required columns, in order; `obs` and `action` are filled in per environment.
 _BASE = [
     ("history_id", pa.int64()),
     ("task_id", pa.dictionary(pa.int32(), pa.string())),
     ("step", pa.int32()),
     ("episode", pa.int32()),
     ("obs", None),
-    ("action", pa.int32()),
+    ("action", None),
     ("reward", pa.float32()),
     ("terminated", pa.bool_()),
     ("truncated", pa.bool_()),
 ]
-# Columns a source may add.
+# Columns a source may add; None: the type of `action`.
 OPTIONAL = {
     "epsilon": pa.float32(),
-    "expert_action": pa.int32(),
+    "expert_action": None,
     "logp": pa.float32(),
     "update": pa.int32(),
 }
@@ -38,11 +38,22 @@ def obs_type(obs_shape: tuple[int, ...], obs_dtype: Any) -> pa.DataType:
     return pa.list_(pa.float32(), int(np.prod(obs_shape)))
 
 
-def history_schema(obs_shape: tuple[int, ...], obs_dtype: Any, optional: tuple[str, ...] = ()) -> pa.Schema:
-    """Returns the row schema for observations of `obs_shape`/`obs_dtype` plus `optional` columns."""
-    fields = [pa.field(n, obs_type(obs_shape, obs_dtype) if t is None else t, nullable=False) for n, t in _BASE]
-    fields += [pa.field(n, OPTIONAL[n], nullable=False) for n in optional]
-    meta = {"icrl.schema_version": str(SCHEMA_VERSION), "icrl.obs_shape": ",".join(map(str, obs_shape))}
+def history_schema(
+    obs_shape: tuple[int, ...], obs_dtype: Any, optional: tuple[str, ...] = (), *, action_shape: tuple[int, ...] = ()
+) -> pa.Schema:
+    """Returns the row schema for observations of `obs_shape`/`obs_dtype` plus `optional` columns.
+
+    Actions are int32 indices, or (`action_shape` not empty) fixed-size lists of float32.
+    """
+    action = pa.int32() if action_shape == () else obs_type(tuple(action_shape), np.float32)
+    filled = {"obs": obs_type(tuple(obs_shape), obs_dtype), "action": action}
+    fields = [pa.field(n, filled[n] if t is None else t, nullable=False) for n, t in _BASE]
+    fields += [pa.field(n, action if OPTIONAL[n] is None else OPTIONAL[n], nullable=False) for n in optional]
+    meta = {
+        "icrl.schema_version": str(SCHEMA_VERSION),
+        "icrl.obs_shape": ",".join(map(str, obs_shape)),
+        "icrl.action_shape": ",".join(map(str, action_shape)),
+    }
     return pa.schema(fields, metadata=meta)
 
 

@@ -26,7 +26,7 @@ def run_datasets(
             f"{collect_dir / 'shards' / shard_name(missing[0])}: missing or damaged ({len(missing)} of {units} "
             "collect units); run icrl run again to collect them"
         )
-    family = make_family(cfg.env.id, cfg.env.settings(), heldout=cfg.tasks.heldout, split_seed=cfg.tasks.split_seed)
+    family = make_family(cfg.env, cfg.tasks)
     out = stage_dir / cfg.datasets.dataset_id
     if out.exists():  # built by a run interrupted before it could mark the stage done
         manifest = verify(out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from icrl.config import ConfigError
 from icrl.datasets.dataset import Dataset
 from icrl.datasets.sampler import WindowSampler
 from icrl.distill.model import build_model, model_spec, save_spec
@@ -15,16 +16,19 @@ from icrl.envs.tasks import TRAIN
 
 def run_distill(cfg: Any, dataset: Dataset, stage_dir: Path) -> dict[str, Any]:
     """Trains (or resumes training) the configured model; returns the stage summary."""
-    family = make_family(cfg.env.id, cfg.env.settings(), heldout=cfg.tasks.heldout, split_seed=cfg.tasks.split_seed)
+    family = make_family(cfg.env, cfg.tasks)
     env = family.env
     space = env.observation_space(env.default_params)
     num_obs = int(space.n) if hasattr(space, "n") else None
     spec = model_spec(cfg.distill, num_actions=env.num_actions, num_obs=num_obs)
     save_spec(stage_dir, spec)
-    sampler = WindowSampler(
-        dataset.columns(split=TRAIN),
-        context_length=cfg.distill.context_length,
-        num_actions=env.num_actions,
-        seed=cfg.distill.seed,
-    )
+    try:
+        sampler = WindowSampler(
+            dataset.columns(split=TRAIN),
+            context_length=cfg.distill.context_length,
+            num_actions=env.num_actions,
+            seed=cfg.distill.seed,
+        )
+    except ValueError as err:
+        raise ConfigError(f"distill.context_length: {err}") from None
     return {"dataset": dataset.id, "windows": sampler.num_windows, **train(build_model(spec), sampler, cfg.distill, stage_dir)}

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 class TransitionEmbedding(nn.Module):
     """Embeds a transition as embed(obs) + embed(previous action) + embed(previous reward).
 
-    `prev_action == num_actions` marks the first step of an episode (there is no previous
+    `prev_action == num_actions` marks the first step of a history (there is no previous
     action). Discrete observations (`num_obs` set) use a lookup table, vectors a projection.
     """
 

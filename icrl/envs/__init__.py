@@ -13,10 +13,11 @@ _LAZY = {
     "DarkRoom": "icrl.envs.dark_room",
     "ENVIRONMENTS": "icrl.envs.family",
     "TaskFamily": "icrl.envs.family",
+    "make_env": "icrl.envs.family",
     "make_family": "icrl.envs.family",
 }
 
-__all__ = ["DarkRoom", "ENVIRONMENTS", "HELDOUT", "TRAIN", "Task", "TaskFamily", "make_family", "split_tasks"]
+__all__ = ["DarkRoom", "ENVIRONMENTS", "HELDOUT", "TRAIN", "Task", "TaskFamily", "make_env", "make_family", "split_tasks"]
 
 
 def __getattr__(name: str) -> Any:

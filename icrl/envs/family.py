@@ -1,4 +1,8 @@
-"""Task families: an environment together with every task it offers and their split."""
+"""Task families: an environment together with every task it offers and their split.
+
+`make_env` builds an environment and the function that turns tasks into its params (what a
+worker needs); `make_family` adds the tasks themselves, each marked train or held out.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +11,20 @@ from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
-from gymnax.environments import environment
+import numpy as np
 
-from icrl.envs.dark_room import DarkRoom
 from icrl.envs.tasks import HELDOUT, TRAIN, Task, split_tasks
+
+ParamsFor = Callable[[Sequence[Task]], Any]
 
 
 @dataclass(frozen=True)
 class TaskFamily:
     """An environment, all its tasks (each with a split) and how tasks become env params."""
 
-    env: environment.Environment
+    env: Any
     tasks: tuple[Task, ...]
-    _params_for: Callable[[Sequence[Task]], Any]
+    _params_for: ParamsFor
 
     def params_for(self, tasks: Sequence[Task]) -> Any:
         """Returns the env params of `tasks`, stacked along a leading axis."""
@@ -38,30 +43,106 @@ class TaskFamily:
         return self.by_split(HELDOUT)
 
 
-def _dark_room(settings: dict[str, Any]) -> tuple[DarkRoom, list[Task], Callable]:
-    size, length = settings["size"], settings["episode_length"]
-    env = DarkRoom(size=size, episode_length=length)
-    tasks = [
-        Task("DarkRoom-v0", {"size": size, "episode_length": length, "goal": [r, c]})
-        for r in range(size)
-        for c in range(size)
-    ]
-
-    def params_for(batch: Sequence[Task]) -> Any:
-        goals = jnp.asarray([t.params["goal"] for t in batch], jnp.int32)
-        return jax.vmap(env.params_for_goal)(goals)
-
-    return env, tasks, params_for
+def _stack(params: list[Any]) -> Any:
+    return jax.tree.map(lambda *leaves: jnp.stack(leaves), *params)
 
 
-ENVIRONMENTS: dict[str, Callable[[dict[str, Any]], tuple[Any, list[Task], Callable]]] = {
-    "DarkRoom-v0": _dark_room,
-}
+def _gymnax_env(env_id: str) -> tuple[Any, Any]:
+    import gymnax
+
+    return gymnax.make(env_id)
 
 
-def make_family(env_id: str, settings: dict[str, Any], *, heldout: int, split_seed: int) -> TaskFamily:
-    """Returns the task family of `env_id` built with `settings`, `heldout` tasks held out."""
-    if env_id not in ENVIRONMENTS:
-        raise KeyError(f"unknown environment {env_id!r}; known: {', '.join(sorted(ENVIRONMENTS))}")
-    env, tasks, params_for = ENVIRONMENTS[env_id](settings)
-    return TaskFamily(env, tuple(split_tasks(tasks, heldout=heldout, seed=split_seed)), params_for)
+def _base_env(env_id: str) -> tuple[Any, Any]:
+    """Returns (env, default params) of a base environment: Dark Room or a gymnax id."""
+    if env_id == "DarkRoom-v0":
+        from icrl.envs.dark_room import DarkRoom
+
+        env = DarkRoom()
+        return env, env.default_params
+    return _gymnax_env(env_id)
+
+
+def make_env(cfg: Any) -> tuple[Any, ParamsFor]:
+    """Returns (env, params_for) for the env config section `cfg`; `params_for(tasks)` stacks their params."""
+    settings = cfg.settings()
+    if cfg.id == "DarkRoom-v0":
+        from icrl.envs.dark_room import DarkRoom
+
+        env = DarkRoom(size=cfg.size, episode_length=cfg.episode_length)
+        return env, lambda tasks: jax.vmap(env.params_for_goal)(jnp.asarray([t.params["goal"] for t in tasks], jnp.int32))
+    if cfg.id == "DarkKeyToDoor-v0":
+        from icrl.envs.key_to_door import DarkKeyToDoor
+
+        env = DarkKeyToDoor(size=cfg.size, episode_length=cfg.episode_length, random_start=cfg.random_start)
+        return env, lambda tasks: _stack([env.params_for_task(t.params["key"], t.params["door"]) for t in tasks])
+    if cfg.id == "BernoulliBandit-v0":
+        from icrl.envs.bandits import BernoulliBandit
+
+        env = BernoulliBandit(max_arms=cfg.max_arms)
+        return env, lambda tasks: _stack([env.params_for(t.params["means"], t.params["num_arms"]) for t in tasks])
+    if cfg.id == "ContextualBandit-v0":
+        from icrl.envs.bandits import ContextualBandit
+
+        env = ContextualBandit(max_arms=cfg.max_arms, context_dim=cfg.context_dim, noise=cfg.noise)
+        return env, lambda tasks: _stack([env.params_for(t.params["theta"], t.params["num_arms"]) for t in tasks])
+    if cfg.id == "Projected-v0":
+        from icrl.envs.projected import Projected
+
+        base, base_params = _base_env(settings["base"])
+        env = Projected(base, obs_dim=cfg.obs_dim)
+        seeds = lambda tasks: jnp.asarray([t.params["projection_seed"] for t in tasks], jnp.int32)  # noqa: E731
+        return env, lambda tasks: jax.vmap(lambda s: env.params_for_seed(s, base_params=base_params))(seeds(tasks))
+    env, default = _gymnax_env(cfg.id)
+    return env, lambda tasks: _stack([default for _ in tasks])
+
+
+def _task_params(cfg: Any, tasks_cfg: Any) -> list[tuple[dict[str, Any], bool | None]]:
+    """Returns each task's own parameters and whether it must be held out (None: the seeded split decides)."""
+    seed = tasks_cfg.split_seed
+    if cfg.id == "DarkRoom-v0":
+        return [({"goal": [r, c]}, None) for r in range(cfg.size) for c in range(cfg.size)]
+    if cfg.id == "DarkKeyToDoor-v0":
+        cells = [(r, c) for r in range(cfg.size) for c in range(cfg.size)]
+        pairs = [({"key": list(k), "door": list(d)}, None) for k in cells for d in cells if k != d]
+        if cfg.num_tasks and cfg.num_tasks < len(pairs):
+            keep = np.sort(np.random.default_rng((seed, 1)).choice(len(pairs), cfg.num_tasks, replace=False))
+            pairs = [pairs[i] for i in keep]
+        return pairs
+    if cfg.id in ("BernoulliBandit-v0", "ContextualBandit-v0"):
+        # Held-out bandits come from the test distribution (for `adversarial`, even arms high).
+        n_held = tasks_cfg.heldout
+        n_train = cfg.num_tasks - n_held
+        if cfg.id == "BernoulliBandit-v0":
+            from icrl.envs.bandits import bernoulli_tasks as draw
+
+            kw = {"min_arms": cfg.min_arms, "max_arms": cfg.max_arms, "distribution": cfg.distribution}
+            train = draw(n_train, heldout=False, seed=2 * seed, **kw)
+            held = draw(n_held, heldout=True, seed=2 * seed + 1, **kw) if n_held else []
+        else:
+            from icrl.envs.bandits import contextual_tasks as draw
+
+            kw = {"min_arms": cfg.min_arms, "max_arms": cfg.max_arms, "context_dim": cfg.context_dim}
+            train = draw(n_train, seed=2 * seed, **kw)
+            held = draw(n_held, seed=2 * seed + 1, **kw) if n_held else []
+        return [(p, False) for p in train] + [(p, True) for p in held]
+    if cfg.id == "Projected-v0":
+        return [({"projection_seed": s}, None) for s in range(cfg.num_tasks)]
+    return [({}, None)]
+
+
+def make_family(cfg: Any, tasks_cfg: Any) -> TaskFamily:
+    """Returns the task family of the env config `cfg`, split as the tasks config `tasks_cfg` says."""
+    env, params_for = make_env(cfg)
+    settings = cfg.settings()
+    specs = _task_params(cfg, tasks_cfg)
+    tasks = [Task(cfg.id, {**settings, **own}) for own, _ in specs]
+    fixed = [held for _, held in specs]
+    if all(held is None for held in fixed):
+        tasks = split_tasks(tasks, heldout=tasks_cfg.heldout, seed=tasks_cfg.split_seed)
+    else:
+        tasks = [Task(t.env_id, t.params, HELDOUT if held else TRAIN) for t, held in zip(tasks, fixed)]
+    ids = [t.task_id for t in tasks]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"{cfg.id}: two tasks share a specification; draw them with another split_seed")
+    return TaskFamily(env, tuple(tasks), params_for)

@@ -45,13 +45,16 @@ def plot_returns(path: Path, summary: dict[str, Any], title: str) -> None:
     refs = summary["references"]
     for key, color, label in (
         ("optimal", "tab:green", "optimal"),
-        ("pi_data", "tab:orange", "π_data (demonstrator at ε floor)"),
+        ("pi_data", "tab:orange", "π_data (best policy in the data)"),
         ("random", "tab:gray", "random"),
     ):
-        ax.axhline(refs[key], color=color, ls="--", lw=1.2, label=f"{label}: {refs[key]:.2f}")
-    curve = refs.get("source_curve")
+        if refs.get(key) is not None:
+            ax.axhline(refs[key], color=color, ls="--", lw=1.2, label=f"{label}: {refs[key]:.2f}")
+    # The source's own curve over as many episodes as the model had: who learns faster.
+    curve = (refs.get("source_curve") or [])[: summary["episodes"]]
     if curve:
-        ax.plot(np.arange(1, len(curve) + 1), curve, color="tab:red", lw=1, alpha=0.7, label="source curriculum (training data)")
+        label = f"source ({refs.get('source', 'training data')}), same episodes"
+        ax.plot(np.arange(1, len(curve) + 1), curve, color="tab:red", lw=1, alpha=0.7, label=label)
     ax.set_xlabel("episode (in context)")
     ax.set_ylabel("mean return")
     ax.set_title(title, fontsize=10)
@@ -61,6 +64,10 @@ def plot_returns(path: Path, summary: dict[str, Any], title: str) -> None:
     with atomic_open(path) as f:
         fig.savefig(f, format="png")
     plt.close(fig)
+
+
+def _figure(value: float | None, missing: str) -> str:
+    return f"{value:.2f}" if value is not None else f"n/a ({missing})"
 
 
 def render_report(summary: dict[str, Any]) -> str:
@@ -87,11 +94,11 @@ def render_report(summary: dict[str, Any]) -> str:
         f"References (mean episode return on the {refs['tasks']} tasks):",
         "",
         f"- random policy: {refs['random']:.2f}",
-        f"- optimal policy: {refs['optimal']:.2f}",
-        f"- π_data, the best policy in the data (demonstrator at ε = {refs['epsilon_floor']}): {refs['pi_data']:.2f}",
+        f"- optimal policy: {_figure(refs['optimal'], 'no scripted oracle for this environment')}",
+        f"- π_data, the best policy in the data ({refs['pi_data_from']}): {_figure(refs['pi_data'], 'no episodes')}",
         "",
     ]
-    if "heldout" in summary:
+    if "heldout" in summary and refs["pi_data"]:
         ratio = summary["heldout"]["last5_mean"] / refs["pi_data"] if refs["pi_data"] else float("nan")
         lines.append(f"On held-out tasks the last five episodes reach {ratio:.2f}× π_data.")
         lines.append("")

@@ -7,6 +7,8 @@ from typing import Any, Callable, Protocol
 import jax
 import jax.numpy as jnp
 
+from icrl.envs import spaces
+
 
 class ContextPolicy(Protocol):
     """A sequence model that reads a stream of transitions one at a time."""
@@ -29,8 +31,10 @@ def make_rollout(
     """Returns `rollout(params, env_params, key) -> returns [episodes]`.
 
     The model's context runs on across episode boundaries: it is never reset inside a
-    rollout. Episodes that end early (termination) are followed by the next one, and the
-    rollout stops counting after `episodes` of them.
+    rollout, and each token carries the previous step's action and reward even when that
+    step ended an episode. Episodes that end early (termination) are followed by the next
+    one, and the rollout stops counting after `episodes` of them. Actions the task does not
+    offer (a bandit's masked arms) are never chosen.
     """
     num_actions = env.num_actions
     max_steps = episodes * env.default_params.max_steps_in_episode
@@ -38,18 +42,19 @@ def make_rollout(
     def rollout(params: Any, env_params: Any, key: jax.Array) -> jax.Array:
         key, reset_key = jax.random.split(key)
         obs, env_state = env.reset(reset_key, env_params)
+        mask = spaces.action_mask(env, env_params)
 
         def step(carry, inputs):
             t, step_key = inputs
             obs, env_state, prev_action, prev_reward, episode, returns, state = carry
             logits, state = model.step(params, state, (obs, prev_action, prev_reward), t)
+            logits = jnp.where(mask, logits, -jnp.inf)
             act_key, env_key = jax.random.split(step_key)
             action = choose_action(logits, act_key, policy=policy, temperature=temperature)
             obs, env_state, reward, terminated, truncated, _ = env.step(env_key, env_state, action, env_params)
             done = jnp.logical_or(terminated, truncated)
             returns = returns.at[episode].add(reward)  # slot `episodes` absorbs steps past the last
-            prev_action = jnp.where(done, num_actions, action).astype(jnp.int32)
-            prev_reward = jnp.where(done, 0.0, reward).astype(jnp.float32)
+            prev_action, prev_reward = action.astype(jnp.int32), reward.astype(jnp.float32)
             episode = jnp.minimum(episode + done.astype(jnp.int32), episodes)
             return (obs, env_state, prev_action, prev_reward, episode, returns, state), None
 

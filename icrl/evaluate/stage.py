@@ -17,7 +17,7 @@ from icrl.distill.model import build_model, build_policy, load_spec
 from icrl.distill.trainer import load_params
 from icrl.envs import make_family
 from icrl.envs.tasks import HELDOUT, TRAIN, Task
-from icrl.evaluate.references import reference_returns
+from icrl.evaluate.references import data_policy_return, reference_returns
 from icrl.evaluate.report import split_summary, write_report
 from icrl.evaluate.rollout import make_rollout
 
@@ -54,7 +54,7 @@ def _finished_result(path: Path, fingerprint: str) -> dict[str, Any] | None:
 def run_evaluate(cfg: Any, dataset: Dataset, distill_dir: Path, stage_dir: Path, fingerprint: str) -> dict[str, Any]:
     """Evaluates the distilled model; skips splits whose result file is already written."""
     ev = cfg.evaluate
-    family = make_family(cfg.env.id, cfg.env.settings(), heldout=cfg.tasks.heldout, split_seed=cfg.tasks.split_seed)
+    family = make_family(cfg.env, cfg.tasks)
     if [t.task_id for t in family.heldout] != [t.task_id for t in dataset.tasks if t.split == HELDOUT]:
         raise DatasetError(f"{dataset.root}: its held-out tasks differ from those of this config's tasks section")
     spec = load_spec(distill_dir)
@@ -84,13 +84,20 @@ def run_evaluate(cfg: Any, dataset: Dataset, distill_dir: Path, stage_dir: Path,
         returns = np.asarray(result["returns"], np.float64)
         summary[split] = {"tasks": len(tasks), **split_summary(returns)}
     reference_split = HELDOUT if family.heldout else TRAIN
+    source = cfg.collect.source
+    scripted = source.algorithm == "noise_curriculum" and source.demonstrator.algorithm == "oracle"
     references = reference_returns(
-        family.env, family.params_for(family.by_split(reference_split)), epsilon_floor=cfg.collect.epsilon_floor,
-        episodes=ev.reference_episodes, seed=ev.seed,
+        family.env, family.params_for(family.by_split(reference_split)), episodes=ev.reference_episodes,
+        seed=ev.seed, demonstrator_epsilon=source.epsilon_floor if scripted else None,
     )
+    if scripted:
+        pi_data_from = f"the oracle acting ε-greedily at the curriculum's floor ε = {source.epsilon_floor}"
+    else:
+        references["pi_data"] = data_policy_return(dataset.histories["episode_returns"].to_pylist())
+        pi_data_from = "the last 10% of the episodes of every training history (the source's final policies)"
     summary["references"] = {
-        **references, "tasks": reference_split, "epsilon_floor": cfg.collect.epsilon_floor,
-        "source_curve": source_curve(dataset),
+        **references, "tasks": reference_split, "pi_data_from": pi_data_from,
+        "source": source.algorithm, "source_curve": source_curve(dataset),
     }
     summary["policy"] = {"rule": ev.policy, "temperature": ev.temperature if ev.policy == "sample" else None}
     summary.update(
