@@ -209,16 +209,16 @@ class PPOConfig(Section):
     updates: PositiveInt = 60
     """Policy updates per history; the history holds `updates * rollout_steps` steps."""
     rollout_steps: PositiveInt = 100
-    epochs: PositiveInt = 4
+    epochs: PositiveInt = 2
     minibatches: PositiveInt = 4
     learning_rate: Annotated[float, Field(gt=0.0)] = 5e-3
-    gamma: Annotated[float, Field(gt=0.0, le=1.0)] = 0.99
+    gamma: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
     gae_lambda: Annotated[float, Field(ge=0.0, le=1.0)] = 0.95
     clip: Annotated[float, Field(gt=0.0)] = 0.2
     entropy_coef: Annotated[float, Field(ge=0.0)] = 0.01
     value_coef: Annotated[float, Field(ge=0.0)] = 0.5
     max_grad_norm: Annotated[float, Field(gt=0.0)] = 0.5
-    hidden: PositiveInt = 64
+    hidden: PositiveInt = 32
 
     def history_steps(self, episode_length: int) -> int:
         return self.updates * self.rollout_steps
@@ -228,7 +228,7 @@ class QLearningConfig(Section):
     """Tabular Q-learning, ε-greedy with ε annealed linearly; needs discrete observations."""
 
     algorithm: Literal["q_learning"] = "q_learning"
-    steps: PositiveInt = 4000
+    steps: PositiveInt = 6000
     learning_rate: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
     gamma: Annotated[float, Field(ge=0.0, le=1.0)] = 0.9
     epsilon_start: Probability = 1.0

@@ -19,7 +19,7 @@ def env():
 
 @pytest.fixture(scope="module")
 def cfg():
-    return QLearningConfig(steps=3000, learning_rate=0.5, gamma=0.9, epsilon_floor=0.05, floor_fraction=0.5)
+    return QLearningConfig(steps=6000, learning_rate=0.5, gamma=0.9, epsilon_floor=0.05, floor_fraction=0.5)
 
 
 @pytest.fixture(scope="module")

@@ -32,8 +32,14 @@ _LOG_2PI = float(np.log(2.0 * np.pi))
 
 
 def _dense(features: int, scale: float) -> nn.Dense:
-    # Orthogonal init with a small policy-head scale starts the policy near uniform.
-    return nn.Dense(features, kernel_init=nn.initializers.orthogonal(scale), bias_init=nn.initializers.zeros)
+    """Returns a Dense layer whose weights have variance scale**2 / fan_in.
+
+    A small policy-head scale starts the policy near uniform. Not `orthogonal`: its QR runs as
+    a LAPACK call that, batched under vmap, waits on the XLA CPU thread pool it runs on and
+    can deadlock when the pool is small (seen with jaxlib 0.10 on 2 cores).
+    """
+    init = nn.initializers.variance_scaling(scale * scale, "fan_in", "truncated_normal")
+    return nn.Dense(features, kernel_init=init, bias_init=nn.initializers.zeros)
 
 
 class _Torso(nn.Module):
@@ -153,15 +159,10 @@ def make_train(env: Any, cfg: PPOConfig) -> Learner:
         """Returns the PPO loss of one minibatch."""
         logp, entropy = policy_stats(params["actor"], batch.x, batch.action, mask)
         ratio = jnp.exp(logp - batch.logp)
-        # Normalised per minibatch so the step size does not depend on the reward scale.
-        import os
-        mode = os.environ.get("ADVN", "std")
-        if mode == "std":
-            adv = (batch.advantage - batch.advantage.mean()) / (batch.advantage.std() + 1e-8)
-        elif mode == "none":
-            adv = batch.advantage
-        else:
-            adv = (batch.advantage - batch.advantage.mean()) / jnp.maximum(batch.advantage.std(), float(mode))
+        # Advantages are not normalised: with a sparse reward most rollouts hold none, and scaling
+        # their critic noise up to unit variance drives the policy to a premature deterministic
+        # choice before the goal is ever found. Gradient clipping bounds the step instead.
+        adv = batch.advantage
         surrogate = jnp.minimum(ratio * adv, jnp.clip(ratio, 1.0 - cfg.clip, 1.0 + cfg.clip) * adv)
         value = critic.apply(params["critic"], batch.x)
         value_loss = 0.5 * jnp.mean(jnp.square(value - batch.target))

@@ -94,8 +94,8 @@ def collect_unit(job: UnitJob) -> dict[str, np.ndarray]:
     columns = {name: value.reshape((n * steps,) + value.shape[2:]) for name, value in fields.items()}
     columns["history_id"] = np.repeat(np.asarray(job.history_ids, np.int64), steps)
     columns["step"] = np.tile(np.arange(steps, dtype=np.int32), n)
-    task_ids = unit_task_ids(job)
-    columns["task_id"] = np.repeat(np.asarray([task_ids.index(t.task_id) for t in job.tasks], np.int32), steps)
+    position = {task_id: i for i, task_id in enumerate(unit_task_ids(job))}
+    columns["task_id"] = np.repeat(np.asarray([position[t.task_id] for t in job.tasks], np.int32), steps)
     return columns
 
 

@@ -66,6 +66,8 @@ def action_mask(env: Any, params: Any) -> jax.Array:
 def random_action(env: Any, params: Any, key: jax.Array) -> jax.Array:
     """Returns a uniformly random action among those the task offers."""
     if discrete_actions(env):
+        if not hasattr(env, "action_mask"):  # every action offered: one integer draw is cheaper
+            return jax.random.randint(key, (), 0, action_dim(env), jnp.int32)
         mask = action_mask(env, params)
         return jax.random.categorical(key, jnp.where(mask, 0.0, -jnp.inf)).astype(jnp.int32)
     low, high = action_bounds(env)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -30,7 +31,7 @@ class Task:
         """Returns the full specification that the hash covers (the split is not part of it)."""
         return {"env_id": self.env_id, "params": self.params}
 
-    @property
+    @cached_property
     def spec_hash(self) -> str:
         """Returns the sha256 of the canonical JSON of the specification."""
         return hashlib.sha256(canonical_json(self.spec).encode()).hexdigest()
