@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, TypeAdapter, ValidationError, field_validator, model_validator
 
 from icrl.errors import BadInputError
 
@@ -42,8 +42,9 @@ GYMNAX_IDS = (
     "MNISTBandit-bsuite", "SimpleBandit-bsuite", "FourRooms-misc", "MetaMaze-misc", "PointRobot-misc",
     "BernoulliBandit-misc", "GaussianBandit-misc", "Reacher-misc", "Swimmer-misc", "Pong-misc", "FrozenLake-misc",
 )
-# Those whose actions are float vectors.
+# Those whose actions are float vectors, and those whose observations are an index.
 GYMNAX_CONTINUOUS = ("Pendulum-v1", "MountainCarContinuous-v0", "PointRobot-misc", "Reacher-misc", "Swimmer-misc")
+GYMNAX_DISCRETE_OBS = ("FrozenLake-misc",)
 
 
 class EnvSection(Section):
@@ -96,7 +97,7 @@ class KeyToDoorConfig(EnvSection):
 
     def task_count(self) -> int:
         cells = self.size * self.size
-        return min(self.num_tasks or cells * (cells - 1), cells * (cells - 1))
+        return self.num_tasks or cells * (cells - 1)
 
 
 class BernoulliBanditConfig(EnvSection):
@@ -147,6 +148,10 @@ class GymnaxConfig(EnvSection):
     def continuous_actions(self) -> bool:
         return self.id in GYMNAX_CONTINUOUS
 
+    @property
+    def discrete_obs(self) -> bool:  # type: ignore[override]
+        return self.id in GYMNAX_DISCRETE_OBS
+
 
 class ProjectedConfig(EnvSection):
     """A base environment seen through a random linear projection; each projection seed is a task."""
@@ -176,7 +181,7 @@ _UNION_TAGS = _OWN_ENVS | {"gymnax", "oracle", "ppo", "q_learning", "noise_curri
 
 def _env_kind(data: Any) -> str:
     env_id = data.get("id", "DarkRoom-v0") if isinstance(data, dict) else getattr(data, "id", None)
-    return env_id if env_id in _OWN_ENVS else "gymnax"
+    return env_id if isinstance(env_id, str) and env_id in _OWN_ENVS else "gymnax"
 
 
 EnvConfig = Annotated[
@@ -192,8 +197,11 @@ EnvConfig = Annotated[
 
 class TasksConfig(Section):
     heldout: NonNegativeInt = 16
-    """How many tasks are held out of the training data (chosen by a seeded permutation)."""
+    """How many tasks are held out of the training data: a seeded choice among the family's
+    tasks, except for bandits, whose held-out tasks are drawn apart (from the test
+    distribution, for `adversarial`) and count towards `env.num_tasks`."""
     split_seed: Seed = 0
+    """Seeds the split, and the drawing of generated tasks (bandits, a Key-to-Door sample)."""
 
 
 class OracleConfig(Section):
@@ -219,6 +227,12 @@ class PPOConfig(Section):
     value_coef: Annotated[float, Field(ge=0.0)] = 0.5
     max_grad_norm: Annotated[float, Field(gt=0.0)] = 0.5
     hidden: PositiveInt = 32
+
+    @model_validator(mode="after")
+    def _whole_minibatches(self) -> "PPOConfig":
+        if self.rollout_steps % self.minibatches:
+            raise ValueError(f"minibatches ({self.minibatches}) must divide rollout_steps ({self.rollout_steps})")
+        return self
 
     def history_steps(self, episode_length: int) -> int:
         return self.updates * self.rollout_steps
@@ -252,7 +266,7 @@ class NoiseCurriculumConfig(Section):
     epsilon_start: Probability = 1.0
     epsilon_floor: Probability = 0.5
     floor_fraction: Annotated[float, Field(gt=0.0, le=1.0)] = 0.5
-    """ε reaches its floor after this fraction of a history's episodes."""
+    """ε reaches its floor after this fraction of the history."""
     episodes: PositiveInt = 10
     """Episodes per history (more if episodes end early: the history has `episodes` x episode length steps)."""
 
@@ -451,6 +465,10 @@ def _check_consistency(cfg: PipelineConfig) -> None:
     for where, learner in learners:
         if learner.algorithm == "q_learning" and env.discrete_obs is False:
             raise ConfigError(f"{where}: tabular Q-learning needs discrete observations; {env.id} has vectors")
+        if learner.algorithm == "q_learning" and env.continuous_actions():
+            raise ConfigError(f"{where}: tabular Q-learning needs discrete actions; {env.id} has continuous ones")
+    if isinstance(env, KeyToDoorConfig) and env.num_tasks and env.num_tasks > (pairs := env.size**2 * (env.size**2 - 1)):
+        raise ConfigError(f"env.num_tasks: {env.num_tasks} is more than the {pairs} (key, door) pairs")
     if STAGES.index(cfg.run.until) < STAGES.index("distill"):
         return
     if env.continuous_actions():

@@ -8,7 +8,7 @@ from typing import Any
 from icrl.envs.tasks import canonical_json
 
 # Bump a stage's version when its code changes what it writes for the same settings.
-CODE_VERSIONS = {"collect": 2, "datasets": 2, "distill": 2, "evaluate": 2}
+CODE_VERSIONS = {"collect": 3, "datasets": 2, "distill": 2, "evaluate": 2}
 
 
 def fingerprint(stage: str, settings: Any, upstream: str | None = None) -> str:

@@ -287,6 +287,12 @@ def test_same_key_same_bytes(bernoulli_runs, contextual_run):
         assert np.asarray(a).tobytes() == np.asarray(b).tobytes()
 
 
+def _greedy(learner, agent, obs, params):
+    """Returns the final agents' greedy arms, [tasks, seeds]."""
+    per_seed = jax.vmap(learner.act, in_axes=(0, 0, None, 0))
+    return jax.vmap(per_seed)(agent, obs, params, keys(3, TASKS))
+
+
 def test_arms_beyond_the_task_are_never_pulled(arms_env, bernoulli_runs, contextual_run):
     # Same shapes as the acceptance runs, so the compiled trainers are reused.
     tasks = bernoulli_tasks(TASKS, min_arms=2, max_arms=ARMS, distribution="adversarial", seed=4)
@@ -295,19 +301,19 @@ def test_arms_beyond_the_task_are_never_pulled(arms_env, bernoulli_runs, context
     for learner, train, _, _ in bernoulli_runs[1].values():
         history, agent = train(keys(2, TASKS), params)
         assert (np.asarray(history.action) < num_arms).all()
-        greedy = jax.vmap(jax.vmap(learner.act))(agent, history.obs[:, :, -1], keys(3, TASKS))
+        greedy = _greedy(learner, agent, history.obs[:, :, -1], params)
         assert (np.asarray(greedy) < num_arms[..., 0]).all()
     _, cparams, learner, _, history, agent = contextual_run
     cnum = np.asarray(cparams.num_arms)[:, None, None]
     assert len(np.unique(cnum)) > 1 and (np.asarray(history.action) < cnum).all()
-    greedy = jax.vmap(jax.vmap(learner.act))(agent, history.obs[:, :, -1], keys(3, TASKS))
+    greedy = _greedy(learner, agent, history.obs[:, :, -1], cparams)
     assert (np.asarray(greedy) < cnum[..., 0]).all()
 
 
 def test_thompson_ends_up_preferring_the_best_arm(arms_env, bernoulli_runs):
     params, runs = bernoulli_runs
     learner, _, history, agent = runs["thompson"]
-    greedy = jax.vmap(jax.vmap(learner.act))(agent, history.obs[:, :, -1], keys(3, TASKS))
+    greedy = _greedy(learner, agent, history.obs[:, :, -1], params)
     best = np.asarray(jax.vmap(arms_env.oracle_action, in_axes=(None, 0))(None, params))
     assert (np.asarray(greedy) == best[:, None]).mean() > 0.6
     pulls = np.asarray(agent.alpha + agent.beta - 2.0).sum(axis=-1)

@@ -26,6 +26,7 @@ def test_the_default_pipeline_is_valid_and_matches_the_built_in_defaults():
         ({"distill": {"steps": 0}}, "distill.steps"),
         ({"collect": {"source": {"algorithm": "noise_curriculum", "epsilon_floor": 1.5}}}, "collect.source.epsilon_floor"),
         ({"collect": {"source": {"algorithm": "ppo", "updates": 0}}}, "collect.source.updates"),
+        ({"collect": {"source": {"algorithm": "ppo", "rollout_steps": 50}}}, "collect.source: minibatches (4) must divide"),
         ({"collect": {"source": {"algorithm": "ppo", "lr": 0.1}}}, "collect.source.lr: unknown key"),
         ({"collect": {"source": {"algorithm": "sarsa"}}}, "collect.source.algorithm: unknown value"),
         ({"collect": {"source": {"episodes": 3}}}, "collect.source.algorithm: missing"),
@@ -37,6 +38,13 @@ def test_the_default_pipeline_is_valid_and_matches_the_built_in_defaults():
         ({"env": {"id": "Projected-v0", "base": "Nope"}}, "env.base"),
         ({"env": {"id": "CartPole-v1"}}, "tasks.heldout"),  # a single task cannot be held out
         ({"env": {"id": "DarkRoom-v0", "sise": 3}}, "env.sise: unknown key"),
+        ({"env": {"id": ["DarkRoom-v0"]}}, "env.id"),
+        ({"env": {"id": "DarkKeyToDoor-v0", "size": 3, "num_tasks": 100}}, "env.num_tasks: 100 is more than the 72"),
+        ({"env": {"id": "Pendulum-v1"}, "tasks": {"heldout": 0}, "collect": {"source": {"algorithm": "q_learning"}}}, "collect.source: tabular Q-learning"),
+        (
+            {"collect": {"source": {"algorithm": "noise_curriculum", "demonstrator": {"algorithm": "q_learning"}}}, "env": {"id": "CartPole-v1"}, "tasks": {"heldout": 0}},
+            "collect.source.demonstrator: tabular Q-learning needs discrete observations",
+        ),
         ({"collect": {"executor": "dask"}}, "collect.executor"),
         ({"env": {"id": "NoSuchEnv-v0"}}, "env.id"),
         ({"tasks": {"heldout": 81}}, "tasks.heldout"),

@@ -38,7 +38,7 @@ def greedy_return(env: DarkRoom, learner: Learner, agent, params, key: jax.Array
     def step(carry, step_key):
         obs, state = carry
         act_key, env_key = jax.random.split(step_key)
-        action = learner.act(agent, obs, act_key)
+        action = learner.act(agent, obs, params, act_key)
         obs, state, reward, _, _, _ = env.step(env_key, state, action, params)
         return (obs, state), reward
 
@@ -147,7 +147,7 @@ def test_continuous_actions_on_pendulum():
     assert np.asarray(history.episode)[0, -1] == 1
 
     agent = jax.tree.map(lambda a: a[0], agents)
-    greedy = learner.act(agent, history.obs[0, 0], jax.random.key(0))
+    greedy = learner.act(agent, history.obs[0, 0], env.default_params, jax.random.key(0))
     assert greedy.shape == (1,) and greedy.dtype == jnp.float32 and bool((jnp.abs(greedy) <= 2.0).all())
 
 

@@ -37,7 +37,7 @@ def greedy_return(env, learner, q_table, params):
 
     def step(carry, key):
         obs, state = carry
-        obs, state, reward, *_ = env.step(key, state, learner.act(q_table, obs, key), params)
+        obs, state, reward, *_ = env.step(key, state, learner.act(q_table, obs, params, key), params)
         return (obs, state), reward
 
     keys = jax.random.split(jax.random.key(1), env.episode_length)

@@ -10,7 +10,7 @@ import pytest
 
 from icrl.collect.stage import plan
 from icrl.collect.units import run_unit
-from icrl.config import GYMNAX_CONTINUOUS, GYMNAX_IDS, ConfigError, load_config, parse_config
+from icrl.config import GYMNAX_CONTINUOUS, GYMNAX_DISCRETE_OBS, GYMNAX_IDS, ConfigError, load_config, parse_config
 from icrl.datasets.build import summarize_histories
 from icrl.datasets.shards import read_ipc
 
@@ -68,12 +68,20 @@ def test_each_example_pipeline_collects_a_valid_shard(path, tmp_path):
         assert len(summaries["update_returns"][0]) == cfg.collect.source.updates
 
 
-def test_a_source_that_cannot_run_on_the_environment_is_a_config_error(tmp_path):
-    cfg = parse_config(
-        {"env": {"id": "CartPole-v1"}, "tasks": {"heldout": 0}, "collect": {"source": {"algorithm": "q_learning"}}},
-        source="p.yaml",
-    )
-    with pytest.raises(ConfigError, match="collect.source: .*discrete observations"):
+def test_a_source_that_cannot_run_on_the_environment_is_refused_before_collecting(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match="collect.source: tabular Q-learning needs discrete observations"):
+        parse_config(
+            {"env": {"id": "CartPole-v1"}, "tasks": {"heldout": 0}, "collect": {"source": {"algorithm": "q_learning"}}},
+            source="p.yaml",
+        )
+
+    # What only the built environment can tell still surfaces as a config error, before any unit runs.
+    def cannot(env, cfg):
+        raise ValueError("no can do")
+
+    monkeypatch.setattr("icrl.collect.stage.make_source", cannot)
+    cfg = parse_config({"env": {"id": "CartPole-v1"}, "tasks": {"heldout": 0}, "collect": {"source": {"algorithm": "ppo"}}})
+    with pytest.raises(ConfigError, match="collect.source: no can do"):
         plan(cfg, tmp_path)
 
 
@@ -82,11 +90,14 @@ def test_the_gymnax_lists_match_gymnax():
     from gymnax.environments import spaces
 
     assert set(GYMNAX_IDS) == set(gymnax.registered_envs)
-    continuous = set()
+    continuous, discrete_obs = set(), set()
     for env_id in GYMNAX_IDS:
         if env_id == "MNISTBandit-bsuite":
             continue  # downloads MNIST on creation (tests have no network); its 10 actions are discrete
         env, params = gymnax.make(env_id)
         if not isinstance(env.action_space(params), spaces.Discrete):
             continuous.add(env_id)
+        if isinstance(env.observation_space(params), spaces.Discrete):
+            discrete_obs.add(env_id)
     assert continuous == set(GYMNAX_CONTINUOUS)
+    assert discrete_obs == set(GYMNAX_DISCRETE_OBS)

@@ -125,7 +125,7 @@ def make_thompson(env: Any, cfg: ThompsonConfig) -> Learner:
         )
         return run(key, params, prior)
 
-    def act(agent: BetaPosterior, obs: jax.Array, key: jax.Array) -> jax.Array:
+    def act(agent: BetaPosterior, obs: jax.Array, params: Any, key: jax.Array) -> jax.Array:
         """Returns the available arm of highest posterior mean (`obs` and `key` are unused)."""
         del obs, key
         return _masked_argmax(agent.alpha / (agent.alpha + agent.beta), agent.mask)
@@ -160,7 +160,7 @@ def make_ucb(env: Any, cfg: UCBConfig) -> Learner:
         zeros = jnp.zeros((num_arms,), jnp.float32)
         return run(key, params, ArmCounts(counts=zeros, sums=zeros, mask=spaces.action_mask(env, params)))
 
-    def act(agent: ArmCounts, obs: jax.Array, key: jax.Array) -> jax.Array:
+    def act(agent: ArmCounts, obs: jax.Array, params: Any, key: jax.Array) -> jax.Array:
         """Returns the available arm of highest empirical mean (untried arms count as 0; `obs`, `key` unused)."""
         del obs, key
         return _masked_argmax(agent.sums / jnp.maximum(agent.counts, 1.0), agent.mask)
@@ -208,7 +208,7 @@ def make_linucb(env: Any, cfg: LinUCBConfig) -> Learner:
         )
         return run(key, params, agent)
 
-    def act(agent: LinearArms, obs: jax.Array, key: jax.Array) -> jax.Array:
+    def act(agent: LinearArms, obs: jax.Array, params: Any, key: jax.Array) -> jax.Array:
         """Returns the available arm of highest estimated reward θ_a·x for the context `obs` (`key` unused)."""
         del key
         mean, _ = estimates(agent, spaces.encode_obs(env, obs))

@@ -15,12 +15,12 @@ class Learner(NamedTuple):
     `train(key, env_params)` runs the whole learning history on one task and returns
     `(history, agent)`: a Transition with arrays of leading shape [steps], and the final
     agent state (network parameters, Q-table, posteriors; None for a curriculum).
-    `act(agent, obs, key)` returns the final agent's greedy action for `obs`, so that a
-    trained learner can serve as a demonstrator. `columns` names the `extra` columns its
+    `act(agent, obs, env_params, key)` returns the final agent's greedy action for `obs`
+    among the actions the task offers, so that a trained learner can serve as a demonstrator. `columns` names the `extra` columns its
     transitions carry.
     """
 
     train: Callable[[jax.Array, Any], tuple[Transition, Any]]
-    act: Callable[[Any, jax.Array, jax.Array], jax.Array]
+    act: Callable[[Any, jax.Array, Any, jax.Array], jax.Array]
     steps: int
     columns: tuple[str, ...]

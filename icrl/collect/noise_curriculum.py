@@ -1,7 +1,10 @@
 """AD-ε noise curriculum (Zisman et al., 2023): a demonstrator acting ε-greedily, ε annealed.
 
 ε falls from `epsilon_start` to `epsilon_floor` over the first `floor_fraction` of the
-history's episodes and stays there, linearly or exponentially. The random action is uniform
+history and stays there, linearly or exponentially. A history is `episodes` x the episode
+length steps, and ε moves once per episode length of steps: exactly once per episode where
+episodes run their full length (Dark Room), and still over the whole history where they
+end early (Key-to-Door's door, a CartPole fall). The random action is uniform
 over every action the task offers (the demonstrator's own choice included), so ε = 1 is a
 plain random walk. The demonstrator is the environment's scripted oracle, or the final
 policy of a learner (PPO, Q-learning) trained on the same task first, inside the same program.
@@ -26,7 +29,7 @@ _EXP_RATE = 5.0
 def epsilon_schedule(
     episode: jax.Array, *, episodes: int, start: float, floor: float, floor_fraction: float, kind: str = "linear"
 ) -> jax.Array:
-    """Returns ε for `episode`: `start` at the first episode, `floor` from `floor_fraction` of the history on."""
+    """Returns ε at (nominal) episode `episode` of `episodes`: `start` at the first, `floor` from `floor_fraction` on."""
     reach = jnp.maximum(floor_fraction * episodes, 1.0)
     progress = jnp.minimum(episode.astype(jnp.float32) / reach, 1.0)
     if kind == "exponential":
@@ -47,7 +50,8 @@ def make_noise_curriculum(env: Any, cfg: Any, *, demonstrator: Learner | None = 
     """
     if demonstrator is None and not hasattr(env, "oracle_action"):
         raise ValueError(f"{env.name} has no scripted oracle: give the noise curriculum a learner demonstrator")
-    steps = cfg.episodes * env.default_params.max_steps_in_episode
+    episode_length = spaces.episode_steps(env)
+    steps = cfg.episodes * episode_length
 
     def schedule(episode: jax.Array) -> jax.Array:
         return epsilon_schedule(
@@ -62,14 +66,15 @@ def make_noise_curriculum(env: Any, cfg: Any, *, demonstrator: Learner | None = 
         def expert(state: Any, obs: jax.Array, act_key: jax.Array) -> jax.Array:
             if demonstrator is None:
                 return env.oracle_action(state, params)
-            return demonstrator.act(agent, obs, act_key)
+            return demonstrator.act(agent, obs, params, act_key)
 
         obs, state = env.reset(reset_key, params)
 
-        def step(carry, step_key):
+        def step(carry, inputs):
             obs, state, episode = carry
+            t, step_key = inputs
             explore_key, random_key, act_key, env_key = jax.random.split(step_key, 4)
-            eps = schedule(episode)
+            eps = schedule(t // episode_length)
             expert_action = expert(state, obs, act_key)
             explore = jax.random.uniform(explore_key) < eps
             action = jnp.where(explore, spaces.random_action(env, params, random_key), expert_action)
@@ -79,10 +84,11 @@ def make_noise_curriculum(env: Any, cfg: Any, *, demonstrator: Learner | None = 
             done = jnp.logical_or(terminated, truncated)
             return (next_obs, state, episode + done.astype(jnp.int32)), record
 
-        _, history = jax.lax.scan(step, (obs, state, jnp.int32(0)), jax.random.split(key, steps))
+        inputs = (jnp.arange(steps, dtype=jnp.int32), jax.random.split(key, steps))
+        _, history = jax.lax.scan(step, (obs, state, jnp.int32(0)), inputs)
         return history, None
 
-    def act(agent: Any, obs: jax.Array, key: jax.Array) -> jax.Array:
+    def act(agent: Any, obs: jax.Array, params: Any, key: jax.Array) -> jax.Array:
         raise NotImplementedError("a noise curriculum has no final policy to demonstrate with")
 
     return Learner(train=train, act=act, steps=steps, columns=("epsilon", "expert_action"))

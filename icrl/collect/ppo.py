@@ -43,12 +43,23 @@ def _dense(features: int, scale: float) -> nn.Dense:
 
 
 class _Torso(nn.Module):
+    """Two tanh layers. A discrete observation (`num_obs` set) enters as its index: the first
+    layer looks up its row, which is the Dense layer applied to its one-hot vector without the
+    multiplications by zero (most of PPO's arithmetic on a tabular environment)."""
+
     hidden: int
+    num_obs: int | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = nn.tanh(_dense(self.hidden, float(np.sqrt(2.0)))(x))
-        return nn.tanh(_dense(self.hidden, float(np.sqrt(2.0)))(x))
+        gain = float(np.sqrt(2.0))
+        if self.num_obs is None:
+            x = _dense(self.hidden, gain)(x)
+        else:
+            init = nn.initializers.variance_scaling(gain * gain, "fan_in", "truncated_normal")
+            bias = self.param("bias", nn.initializers.zeros, (self.hidden,))
+            x = self.param("kernel", init, (self.num_obs, self.hidden))[x] + bias.reshape((1,) * x.ndim + bias.shape)
+        return nn.tanh(_dense(self.hidden, gain)(nn.tanh(x)))
 
 
 class Actor(nn.Module):
@@ -57,10 +68,11 @@ class Actor(nn.Module):
     hidden: int
     action_dim: int
     discrete: bool
+    num_obs: int | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array | tuple[jax.Array, jax.Array]:
-        out = _dense(self.action_dim, 0.01)(_Torso(self.hidden)(x))
+        out = _dense(self.action_dim, 0.01)(_Torso(self.hidden, self.num_obs)(x))
         if self.discrete:
             return out
         log_std = self.param("log_std", nn.initializers.zeros, (self.action_dim,))
@@ -71,16 +83,17 @@ class Critic(nn.Module):
     """Returns the state value (a scalar per input row)."""
 
     hidden: int
+    num_obs: int | None = None
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        return jnp.squeeze(_dense(1, 1.0)(_Torso(self.hidden)(x)), -1)
+        return jnp.squeeze(_dense(1, 1.0)(_Torso(self.hidden, self.num_obs)(x)), -1)
 
 
 class _Batch(NamedTuple):
     """What an update learns from, one row per rollout step."""
 
-    x: jax.Array  # encoded obs
+    x: jax.Array  # encoded obs: an index (discrete observations) or a float vector
     action: jax.Array  # as sampled: before clipping, for continuous actions
     logp: jax.Array
     advantage: jax.Array
@@ -118,8 +131,13 @@ def make_train(env: Any, cfg: PPOConfig) -> Learner:
         raise ValueError(f"ppo: minibatches ({cfg.minibatches}) must divide rollout_steps ({cfg.rollout_steps})")
     discrete = spaces.discrete_actions(env)
     action_dim = spaces.action_dim(env)
-    actor = Actor(hidden=cfg.hidden, action_dim=action_dim, discrete=discrete)
-    critic = Critic(hidden=cfg.hidden)
+    num_obs = spaces.num_observations(env)
+    actor = Actor(hidden=cfg.hidden, action_dim=action_dim, discrete=discrete, num_obs=num_obs)
+    critic = Critic(hidden=cfg.hidden, num_obs=num_obs)
+
+    def encode(obs: jax.Array) -> jax.Array:
+        return obs.astype(jnp.int32) if num_obs is not None else spaces.encode_obs(env, obs)
+
     tx = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.learning_rate))
     low, high = spaces.action_bounds(env) if not discrete else (None, None)
     rollout_steps, minibatch_size = cfg.rollout_steps, cfg.rollout_steps // cfg.minibatches
@@ -192,7 +210,7 @@ def make_train(env: Any, cfg: PPOConfig) -> Learner:
         mask = spaces.action_mask(env, env_params) if discrete else jnp.ones(action_dim, bool)
         actor_key, critic_key, reset_key, key = jax.random.split(key, 4)
         obs, state = env.reset(reset_key, env_params)
-        x0 = spaces.encode_obs(env, obs)
+        x0 = encode(obs)
         params = {"actor": actor.init(actor_key, x0), "critic": critic.init(critic_key, x0)}
         opt_state = tx.init(params)
 
@@ -204,7 +222,7 @@ def make_train(env: Any, cfg: PPOConfig) -> Learner:
             def step(carry, step_key):
                 obs, state, episode = carry
                 policy_key, env_key = jax.random.split(step_key)
-                x = spaces.encode_obs(env, obs)
+                x = encode(obs)
                 sampled, logp = sample(params["actor"], x, mask, policy_key)
                 action = sampled if discrete else jnp.clip(sampled, low, high)
                 next_obs, state, reward, terminated, truncated, info = env.step(env_key, state, action, env_params)
@@ -222,7 +240,7 @@ def make_train(env: Any, cfg: PPOConfig) -> Learner:
                     episode=episode,
                     extra={"logp": logp.astype(jnp.float32), "update": index},
                 )
-                learn_row = (x, sampled, spaces.encode_obs(env, final_obs), ends_return, done)
+                learn_row = (x, sampled, encode(final_obs), ends_return, done)
                 return (next_obs, state, episode + done.astype(jnp.int32)), (record, learn_row)
 
             (obs, state, episode), (record, rows) = jax.lax.scan(
@@ -246,15 +264,13 @@ def make_train(env: Any, cfg: PPOConfig) -> Learner:
         history = jax.tree.map(lambda a: a.reshape((steps,) + a.shape[2:]), history)
         return history, params["actor"]
 
-    def act(actor_params: Any, obs: jax.Array, key: jax.Array) -> jax.Array:
-        """Returns the final policy's greedy action at `obs`: the top logit, or the mean clipped to bounds.
-
-        `key` is unused; without the task parameters the action mask is not applied.
-        """
+    def act(actor_params: Any, obs: jax.Array, env_params: Any, key: jax.Array) -> jax.Array:
+        """Returns the final policy's greedy action at `obs`: the top logit among the actions the
+        task offers, or the mean clipped to the bounds. `key` is unused."""
         del key
-        out = actor.apply(actor_params, spaces.encode_obs(env, obs))
+        out = actor.apply(actor_params, encode(obs))
         if discrete:
-            return jnp.argmax(out).astype(jnp.int32)
+            return jnp.argmax(masked(out, spaces.action_mask(env, env_params))).astype(jnp.int32)
         return jnp.clip(out[0], low, high)
 
     return Learner(train=train, act=act, steps=steps, columns=COLUMNS)

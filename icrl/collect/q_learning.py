@@ -92,9 +92,8 @@ def make_train(env: Any, cfg: QLearningConfig) -> Learner:
         (q_table, *_), history = jax.lax.scan(step, (q_table, obs, state, jnp.int32(0)), inputs)
         return history, q_table
 
-    def act(q_table: jax.Array, obs: jax.Array, key: jax.Array) -> jax.Array:
-        """Returns the greedy action of `q_table` at `obs` (the first of tied actions; `key` is unused)."""
-        del key
-        return jnp.argmax(q_table[obs]).astype(jnp.int32)
+    def act(q_table: jax.Array, obs: jax.Array, params: Any, key: jax.Array) -> jax.Array:
+        """Returns the greedy action of `q_table` at `obs` among those the task offers, ties broken at random."""
+        return greedy_action(q_table[obs], spaces.action_mask(env, params), key)
 
     return Learner(train=train, act=act, steps=steps, columns=COLUMNS)

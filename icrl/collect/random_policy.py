@@ -31,7 +31,7 @@ def make_random(env: Any, cfg: Any) -> Learner:
         _, history = jax.lax.scan(step, (obs, state, jnp.int32(0)), jax.random.split(key, cfg.steps))
         return history, None
 
-    def act(agent: Any, obs: jax.Array, key: jax.Array) -> jax.Array:
+    def act(agent: Any, obs: jax.Array, params: Any, key: jax.Array) -> jax.Array:
         raise NotImplementedError("a random policy has nothing to demonstrate")
 
     return Learner(train=train, act=act, steps=cfg.steps, columns=())

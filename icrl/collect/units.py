@@ -45,6 +45,7 @@ def plan_units(
     from icrl.datasets.shards import shard_name
 
     pairs = [(i * histories_per_task + s, task) for i, task in enumerate(tasks) for s in range(histories_per_task)]
+    batch_size = min(histories_per_unit, len(pairs))  # a small plan runs no padding it does not need
     jobs = []
     for index, lo in enumerate(range(0, len(pairs), histories_per_unit)):
         block = pairs[lo : lo + histories_per_unit]
@@ -55,7 +56,7 @@ def plan_units(
                 tasks=tuple(t for _, t in block),
                 env_config=env_config,
                 source_config=source_config,
-                batch_size=histories_per_unit,
+                batch_size=batch_size,
                 seed=seed,
                 shard_path=str(shard_dir / shard_name(index)),
             )

@@ -45,24 +45,22 @@ _SUMMARY_TYPES = {
 }
 
 
-def _history_summary(table: pa.Table, lo: int, hi: int) -> dict[str, Any]:
-    """Returns the summary of the history in rows [lo, hi) of `table` (one shard)."""
-    episode = table["episode"].to_numpy()[lo:hi]
-    reward = table["reward"].to_numpy()[lo:hi]
-    ended = np.logical_or(table["terminated"].to_numpy()[lo:hi], table["truncated"].to_numpy()[lo:hi])
+def _history_summary(columns: dict[str, np.ndarray]) -> dict[str, Any]:
+    """Returns the summary of one history from its rows' `episode`, `reward`, `ended` (and `update`) columns."""
+    episode, reward, ended = columns["episode"], columns["reward"], columns["ended"]
     # Only finished episodes count: a learner's history may stop in the middle of one.
     finished = episode[ended]
     returns = np.bincount(episode, weights=reward, minlength=int(episode.max()) + 1)[finished].astype(np.float32)
     update_returns: list[float] = []
-    if "update" in table.column_names:
-        update = table["update"].to_numpy()[lo:hi]
+    if "update" in columns:
+        update = columns["update"]
         ended_in = update[ended]  # the update during which each finished episode ended
         sums = np.bincount(ended_in, weights=returns, minlength=int(update.max()) + 1)
         counts = np.bincount(ended_in, minlength=int(update.max()) + 1)
         with np.errstate(invalid="ignore", divide="ignore"):
             update_returns = (sums / counts).astype(np.float32).tolist()  # NaN: no episode ended in that update
     return {
-        "steps": int(hi - lo),
+        "steps": len(episode),
         "episodes": len(returns),
         "episode_returns": returns,
         "final_return": float(returns[-1]) if len(returns) else float("nan"),
@@ -80,11 +78,18 @@ def summarize_histories(shards: list[pa.Table], split_of: dict[str, str]) -> pa.
         task = table["task_id"].combine_chunks()
         task_ids = task.dictionary.to_pylist()
         task_index = task.indices.to_numpy()
+        columns = {
+            "episode": table["episode"].to_numpy(),
+            "reward": table["reward"].to_numpy(),
+            "ended": np.logical_or(table["terminated"].to_numpy(), table["truncated"].to_numpy()),
+        }
+        if "update" in table.column_names:
+            columns["update"] = table["update"].to_numpy()
         starts = np.flatnonzero(np.r_[True, history[1:] != history[:-1]])
         for lo, hi in zip(starts, np.r_[starts[1:], len(history)]):
             task_id = task_ids[task_index[lo]]
             summary = {"history_id": int(history[lo]), "task_id": task_id, "split": split_of[task_id]}
-            summary |= _history_summary(table, lo, hi)
+            summary |= _history_summary({name: values[lo:hi] for name, values in columns.items()})
             for key in _SUMMARY_TYPES:
                 rows[key].append(summary[key])
     return pa.table({key: pa.array(rows[key], kind) for key, kind in _SUMMARY_TYPES.items()})

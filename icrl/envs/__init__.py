@@ -10,17 +10,23 @@ from typing import Any
 from icrl.envs.tasks import HELDOUT, TRAIN, Task, split_tasks
 
 _LAZY = {
+    "BernoulliBandit": "icrl.envs.bandits",
+    "ContextualBandit": "icrl.envs.bandits",
+    "DarkKeyToDoor": "icrl.envs.key_to_door",
     "DarkRoom": "icrl.envs.dark_room",
-    "ENVIRONMENTS": "icrl.envs.family",
+    "Projected": "icrl.envs.projected",
     "TaskFamily": "icrl.envs.family",
     "make_env": "icrl.envs.family",
     "make_family": "icrl.envs.family",
+    "spaces": "icrl.envs.spaces",
 }
 
-__all__ = ["DarkRoom", "ENVIRONMENTS", "HELDOUT", "TRAIN", "Task", "TaskFamily", "make_env", "make_family", "split_tasks"]
+__all__ = ["HELDOUT", "TRAIN", "Task", "split_tasks", *sorted(_LAZY)]
 
 
 def __getattr__(name: str) -> Any:
+    if name == "spaces":
+        return import_module(_LAZY[name])
     if name in _LAZY:
         return getattr(import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'icrl.envs' has no attribute {name!r}")

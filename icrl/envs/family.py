@@ -103,12 +103,17 @@ def _task_params(cfg: Any, tasks_cfg: Any) -> list[tuple[dict[str, Any], bool | 
     if cfg.id == "DarkRoom-v0":
         return [({"goal": [r, c]}, None) for r in range(cfg.size) for c in range(cfg.size)]
     if cfg.id == "DarkKeyToDoor-v0":
-        cells = [(r, c) for r in range(cfg.size) for c in range(cfg.size)]
-        pairs = [({"key": list(k), "door": list(d)}, None) for k in cells for d in cells if k != d]
-        if cfg.num_tasks and cfg.num_tasks < len(pairs):
-            keep = np.sort(np.random.default_rng((seed, 1)).choice(len(pairs), cfg.num_tasks, replace=False))
-            pairs = [pairs[i] for i in keep]
-        return pairs
+        cells = cfg.size * cfg.size
+        count = cells * (cells - 1)  # ordered (key, door) pairs of distinct cells
+        chosen = np.arange(count)
+        if cfg.num_tasks and cfg.num_tasks < count:  # draw indices first: never build every pair
+            chosen = np.sort(np.random.default_rng((seed, 1)).choice(count, cfg.num_tasks, replace=False))
+        specs = []
+        for index in chosen.tolist():
+            key, door = divmod(index, cells - 1)
+            door += door >= key  # skip the key's own cell
+            specs.append(({"key": list(divmod(key, cfg.size)), "door": list(divmod(door, cfg.size))}, None))
+        return specs
     if cfg.id in ("BernoulliBandit-v0", "ContextualBandit-v0"):
         # Held-out bandits come from the test distribution (for `adversarial`, even arms high).
         n_held = tasks_cfg.heldout

@@ -168,8 +168,17 @@ class Projected(environment.Environment[Any, ProjectedParams]):
 
 
 def _random_orthogonal(key: jax.Array, n: int) -> jax.Array:
-    """Returns a Haar-random orthogonal float32 [n, n] matrix."""
-    q, r = jnp.linalg.qr(jax.random.normal(key, (n, n), jnp.float32))
-    # QR's sign convention is arbitrary; fixing diag(r) > 0 makes q uniformly distributed.
-    signs = jnp.where(jnp.diagonal(r) < 0, -1.0, 1.0).astype(jnp.float32)
-    return q * signs[None, :]
+    """Returns a Haar-random orthogonal float32 [n, n] matrix.
+
+    Gram-Schmidt on a Gaussian matrix (the Q of its QR with diag(R) > 0, which is what makes
+    Q uniformly distributed), written out rather than `jnp.linalg.qr`: batched under vmap,
+    XLA's LAPACK QR waits on the CPU thread pool it runs on and can deadlock on small machines.
+    """
+    g = jax.random.normal(key, (n, n), jnp.float32)
+    columns: list[jax.Array] = []
+    for j in range(n):  # n is an action dimension: a handful of columns
+        v = g[:, j]
+        for q in columns:
+            v = v - jnp.dot(q, v) * q
+        columns.append(v / jnp.linalg.norm(v))
+    return jnp.stack(columns, axis=1)

@@ -72,3 +72,8 @@ def random_action(env: Any, params: Any, key: jax.Array) -> jax.Array:
         return jax.random.categorical(key, jnp.where(mask, 0.0, -jnp.inf)).astype(jnp.int32)
     low, high = action_bounds(env)
     return jax.random.uniform(key, low.shape, jnp.float32, low, high)
+
+
+def episode_steps(env: Any) -> int:
+    """Returns the most steps an episode of `env` lasts (some gymnax envs store it as a float)."""
+    return int(env.default_params.max_steps_in_episode)

@@ -16,7 +16,7 @@ Act = Callable[[Any, jax.Array, Any, jax.Array], jax.Array]
 
 def policy_returns(env: Any, params: Any, act: Act, *, episodes: int, key: jax.Array) -> np.ndarray:
     """Returns the [tasks, episodes] returns of `act` on the stacked tasks `params`."""
-    steps = episodes * env.default_params.max_steps_in_episode
+    steps = episodes * spaces.episode_steps(env)
 
     def run(key: jax.Array, params: Any) -> jax.Array:
         key, reset_key = jax.random.split(key)

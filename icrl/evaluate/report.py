@@ -91,7 +91,7 @@ def render_report(summary: dict[str, Any]) -> str:
             lines.append(f"| {split} | {s['tasks']} | {s['rollouts']} | {s['episode_1']:.2f} | {s['last5_mean']:.2f} |")
     lines += [
         "",
-        f"References (mean episode return on the {refs['tasks']} tasks):",
+        f"References (mean episode return; random and optimal on the {refs['tasks']} tasks):",
         "",
         f"- random policy: {refs['random']:.2f}",
         f"- optimal policy: {_figure(refs['optimal'], 'no scripted oracle for this environment')}",
@@ -99,7 +99,7 @@ def render_report(summary: dict[str, Any]) -> str:
         "",
     ]
     if "heldout" in summary and refs["pi_data"]:
-        ratio = summary["heldout"]["last5_mean"] / refs["pi_data"] if refs["pi_data"] else float("nan")
+        ratio = summary["heldout"]["last5_mean"] / refs["pi_data"]
         lines.append(f"On held-out tasks the last five episodes reach {ratio:.2f}× π_data.")
         lines.append("")
     lines += [f"![return per episode]({PLOT_FILE})", ""]

@@ -37,7 +37,7 @@ def make_rollout(
     offer (a bandit's masked arms) are never chosen.
     """
     num_actions = env.num_actions
-    max_steps = episodes * env.default_params.max_steps_in_episode
+    max_steps = episodes * spaces.episode_steps(env)
 
     def rollout(params: Any, env_params: Any, key: jax.Array) -> jax.Array:
         key, reset_key = jax.random.split(key)

@@ -91,10 +91,13 @@ def run_evaluate(cfg: Any, dataset: Dataset, distill_dir: Path, stage_dir: Path,
         seed=ev.seed, demonstrator_epsilon=source.epsilon_floor if scripted else None,
     )
     if scripted:
-        pi_data_from = f"the oracle acting ε-greedily at the curriculum's floor ε = {source.epsilon_floor}"
+        pi_data_from = f"the oracle acting ε-greedily at the curriculum's floor ε = {source.epsilon_floor}, on the same tasks"
     else:
         references["pi_data"] = data_policy_return(dataset.histories["episode_returns"].to_pylist())
-        pi_data_from = "the last 10% of the episodes of every training history (the source's final policies)"
+        pi_data_from = (
+            "the last 10% of the episodes of every training history, on the training tasks: "
+            "the source's final policies"
+        )
     summary["references"] = {
         **references, "tasks": reference_split, "pi_data_from": pi_data_from,
         "source": source.algorithm, "source_curve": source_curve(dataset),
