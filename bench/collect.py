@@ -32,7 +32,7 @@ SOURCES: dict[str, dict[str, Any]] = {
     },
     "ppo": {
         "env": {"id": "DarkRoom-v0"},
-        "collect": {"source": {"algorithm": "ppo"}, "histories_per_task": 2, "histories_per_unit": 32},
+        "collect": {"source": {"algorithm": "ppo"}, "histories_per_task": 4, "histories_per_unit": 65},
     },
     "q_learning": {
         "env": {"id": "DarkRoom-v0"},
