@@ -11,14 +11,12 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 from flax import struct
-from gymnax.environments import environment, spaces
+from gymnax.environments import environment
 
-NOOP, UP, RIGHT, DOWN, LEFT = range(5)
-ACTION_NAMES = ("noop", "up", "right", "down", "left")
-# (row, col) displacement of each action.
-_MOVES = np.array([[0, 0], [-1, 0], [0, 1], [1, 0], [0, -1]], dtype=np.int32)  # numpy: no JAX work at import
+from icrl.envs.grid import ACTION_NAMES, DOWN, LEFT, NOOP, RIGHT, UP, DarkGrid, toward
+
+__all__ = ["ACTION_NAMES", "DOWN", "DarkRoom", "EnvParams", "EnvState", "LEFT", "NOOP", "RIGHT", "UP"]
 
 
 @struct.dataclass
@@ -33,7 +31,7 @@ class EnvParams(environment.EnvParams):
     max_steps_in_episode: int = 20
 
 
-class DarkRoom(environment.Environment[EnvState, EnvParams]):
+class DarkRoom(DarkGrid, environment.Environment[EnvState, EnvParams]):
     """Dark Room with the gymnax API; `size` and `episode_length` fix the layout."""
 
     def __init__(self, size: int = 9, episode_length: int = 20):
@@ -57,7 +55,7 @@ class DarkRoom(environment.Environment[EnvState, EnvParams]):
     def step_env(
         self, key: jax.Array, state: EnvState, action: int | jax.Array, params: EnvParams
     ) -> tuple[jax.Array, EnvState, jax.Array, jax.Array, dict[Any, Any]]:
-        pos = jnp.clip(state.pos + jnp.asarray(_MOVES)[action], 0, self.size - 1)
+        pos = self.move(state.pos, action)
         reward = jnp.all(pos == params.goal).astype(jnp.float32)
         state = EnvState(pos=pos, time=state.time + 1)
         return self.cell(pos), state, reward, jnp.array(False), {}
@@ -66,30 +64,12 @@ class DarkRoom(environment.Environment[EnvState, EnvParams]):
         state = EnvState(pos=self.start, time=0)
         return self.cell(self.start), state
 
-    def cell(self, pos: jax.Array) -> jax.Array:
-        """Returns the observation of position `pos`: its row-major cell index."""
-        return (pos[0] * self.size + pos[1]).astype(jnp.int32)
-
     def is_terminated(self, state: EnvState, params: EnvParams) -> jax.Array:
         return jnp.array(False)
 
-    @property
-    def num_actions(self) -> int:
-        return 5
-
-    def action_space(self, params: EnvParams | None = None) -> spaces.Discrete:
-        return spaces.Discrete(5)
-
-    def observation_space(self, params: EnvParams | None = None) -> spaces.Discrete:
-        return spaces.Discrete(self.size * self.size)
-
     def oracle_action(self, state: EnvState, params: EnvParams) -> jax.Array:
         """Returns the scripted optimal action: close the larger gap to the goal, then stay."""
-        d_row, d_col = params.goal[0] - state.pos[0], params.goal[1] - state.pos[1]
-        vertical = jnp.where(d_row < 0, UP, DOWN)
-        horizontal = jnp.where(d_col < 0, LEFT, RIGHT)
-        move = jnp.where(jnp.abs(d_row) >= jnp.abs(d_col), vertical, horizontal)
-        return jnp.where((d_row == 0) & (d_col == 0), NOOP, move).astype(jnp.int32)
+        return toward(state.pos, params.goal)
 
     def optimal_return(self, params: EnvParams) -> jax.Array:
         """Returns the best achievable return of one episode on the task `params`."""

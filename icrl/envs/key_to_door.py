@@ -17,9 +17,9 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 from flax import struct
-from gymnax.environments import environment, spaces
+from gymnax.environments import environment
 
-from icrl.envs.dark_room import _MOVES, ACTION_NAMES, DOWN, LEFT, NOOP, RIGHT, UP
+from icrl.envs.grid import ACTION_NAMES, DOWN, LEFT, NOOP, RIGHT, UP, DarkGrid, toward
 
 __all__ = ["ACTION_NAMES", "DOWN", "DarkKeyToDoor", "EnvParams", "EnvState", "LEFT", "NOOP", "RIGHT", "UP"]
 
@@ -38,16 +38,7 @@ class EnvParams(environment.EnvParams):
     max_steps_in_episode: int = 50
 
 
-def _toward(pos: jax.Array, target: jax.Array) -> jax.Array:
-    """Returns the Dark Room oracle's move from `pos` to `target`: the larger gap first, NOOP on it."""
-    d_row, d_col = target[0] - pos[0], target[1] - pos[1]
-    vertical = jnp.where(d_row < 0, UP, DOWN)
-    horizontal = jnp.where(d_col < 0, LEFT, RIGHT)
-    move = jnp.where(jnp.abs(d_row) >= jnp.abs(d_col), vertical, horizontal)
-    return jnp.where((d_row == 0) & (d_col == 0), NOOP, move).astype(jnp.int32)
-
-
-class DarkKeyToDoor(environment.Environment[EnvState, EnvParams]):
+class DarkKeyToDoor(DarkGrid, environment.Environment[EnvState, EnvParams]):
     """Dark Key-to-Door with the gymnax API; `size`, `episode_length` and the start rule fix the layout.
 
     With `random_start` every episode starts on a uniformly random cell (drawn from the reset
@@ -83,7 +74,7 @@ class DarkKeyToDoor(environment.Environment[EnvState, EnvParams]):
     def step_env(
         self, key: jax.Array, state: EnvState, action: int | jax.Array, params: EnvParams
     ) -> tuple[jax.Array, EnvState, jax.Array, jax.Array, dict[Any, Any]]:
-        pos = jnp.clip(state.pos + jnp.asarray(_MOVES)[action], 0, self.size - 1)
+        pos = self.move(state.pos, action)
         picks_key = jnp.logical_and(~state.has_key, jnp.all(pos == params.key))
         # Only a key held before this step opens the door (key and door are distinct cells).
         opens_door = jnp.logical_and(state.has_key, jnp.all(pos == params.door))
@@ -99,26 +90,12 @@ class DarkKeyToDoor(environment.Environment[EnvState, EnvParams]):
         state = EnvState(pos=pos, has_key=jnp.array(False), time=0)
         return self.cell(pos), state
 
-    def cell(self, pos: jax.Array) -> jax.Array:
-        """Returns the observation of position `pos`: its row-major cell index."""
-        return (pos[0] * self.size + pos[1]).astype(jnp.int32)
-
     def is_terminated(self, state: EnvState, params: EnvParams) -> jax.Array:
         return jnp.logical_and(state.has_key, jnp.all(state.pos == params.door))
 
-    @property
-    def num_actions(self) -> int:
-        return 5
-
-    def action_space(self, params: EnvParams | None = None) -> spaces.Discrete:
-        return spaces.Discrete(5)
-
-    def observation_space(self, params: EnvParams | None = None) -> spaces.Discrete:
-        return spaces.Discrete(self.size * self.size)
-
     def oracle_action(self, state: EnvState, params: EnvParams) -> jax.Array:
         """Returns the scripted optimal action: to the key (NOOP on it picks it up), then to the door."""
-        return _toward(state.pos, jnp.where(state.has_key, params.door, params.key))
+        return toward(state.pos, jnp.where(state.has_key, params.door, params.key))
 
     def optimal_return(self, params: EnvParams) -> jax.Array:
         """Returns the best expected return of one episode on the task `params`, over the start cells.
