@@ -50,8 +50,6 @@ GYMNAX_DISCRETE_OBS = ("FrozenLake-misc",)
 class EnvSection(Section):
     """What every environment section tells the rest of the config."""
 
-    has_oracle: ClassVar[bool] = False
-    """Whether the environment has a scripted optimal agent (a demonstrator for the noise curriculum)."""
     discrete_obs: ClassVar[bool | None] = None
     """Whether observations are an index (tabular learners need that); None: unknown until built."""
 
@@ -71,15 +69,18 @@ class EnvSection(Section):
         return False
 
     def oracle(self) -> bool:
-        return self.has_oracle
+        """Returns whether the environment has a scripted optimal agent (a noise-curriculum demonstrator)."""
+        return False
 
 
 class DarkRoomConfig(EnvSection):
     id: Literal["DarkRoom-v0"] = "DarkRoom-v0"
     size: Annotated[int, Field(ge=2, le=64)] = 9
     episode_length: PositiveInt = 20
-    has_oracle: ClassVar[bool] = True
     discrete_obs: ClassVar[bool | None] = True
+
+    def oracle(self) -> bool:
+        return True
 
     def task_count(self) -> int:
         return self.size * self.size
@@ -92,8 +93,10 @@ class KeyToDoorConfig(EnvSection):
     random_start: bool = True
     num_tasks: PositiveInt | None = None
     """Use a seeded sample of this many (key, door) pairs; none: all of them."""
-    has_oracle: ClassVar[bool] = True
     discrete_obs: ClassVar[bool | None] = True
+
+    def oracle(self) -> bool:
+        return True
 
     def task_count(self) -> int:
         cells = self.size * self.size
@@ -108,8 +111,10 @@ class BernoulliBanditConfig(EnvSection):
     distribution: Literal["uniform", "adversarial"] = "uniform"
     """`adversarial`: odd arms high in 95% of training tasks, even arms high in held-out ones (AD)."""
     num_tasks: PositiveInt = 100
-    has_oracle: ClassVar[bool] = True
     discrete_obs: ClassVar[bool | None] = True
+
+    def oracle(self) -> bool:
+        return True
 
     def steps_per_episode(self) -> int:
         return 1  # one pull
@@ -122,8 +127,10 @@ class ContextualBanditConfig(EnvSection):
     context_dim: PositiveInt = 5
     noise: Annotated[float, Field(ge=0.0)] = 0.1
     num_tasks: PositiveInt = 100
-    has_oracle: ClassVar[bool] = True
     discrete_obs: ClassVar[bool | None] = False
+
+    def oracle(self) -> bool:
+        return True
 
     def steps_per_episode(self) -> int:
         return 1  # one pull
