@@ -59,7 +59,6 @@ def main() -> None:
         import jax
 
         from icrl.datasets.dataset import Dataset
-        from icrl.datasets.sampler import WindowSampler
         from icrl.datasets.stage import run_datasets
         from icrl.distill.model import build_model, model_spec
         from icrl.distill.trainer import init_state, make_optimizer, make_train_step
@@ -72,10 +71,10 @@ def main() -> None:
         spec = model_spec(cfg.distill, num_actions=env.num_actions, num_obs=getattr(space, "n", None))
         model = build_model(spec)
         d = cfg.distill
-        sampler = WindowSampler(dataset.columns(), context_length=d.context_length, num_actions=env.num_actions, seed=0)
+        sampler = dataset.sampler(context_length=d.context_length, num_actions=env.num_actions, seed=0)
         optimizer = make_optimizer(d)
         step = make_train_step(model, optimizer, seed=0)
-        state = init_state(model, optimizer, sampler.obs[0], seed=0)
+        state = init_state(model, optimizer, sampler.example_obs, seed=0)
         state, metrics = step(state, sampler.batch(d.batch_size, 0))  # compile
         jax.block_until_ready(metrics)
         start = time.perf_counter()

@@ -10,6 +10,14 @@ from pathlib import Path
 from icrl import __version__
 
 EXIT_BAD_INPUT = 2
+FORMAT_NAMES = ["ipc", "parquet", "hdf5"]
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,10 +36,32 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="show each stage: done, partial, stale or pending")
     status.add_argument("config", type=Path)
 
-    datasets = commands.add_parser("datasets", help="work with built datasets")
+    datasets = commands.add_parser("datasets", help="list, inspect, verify, convert, publish and export datasets")
     verbs = datasets.add_subparsers(dest="verb", required=True, metavar="VERB")
-    verify = verbs.add_parser("verify", help="check every file of a dataset against its manifest")
+    listing = verbs.add_parser("list", help="list the datasets under a folder")
+    listing.add_argument("root", type=Path, nargs="?", default=Path("runs"), help="where to look (default: runs)")
+    inspect = verbs.add_parser("inspect", help="print what a dataset holds and its statistics")
+    inspect.add_argument("path", type=Path, help="the dataset folder (holding manifest.json)")
+    inspect.add_argument("--card", action="store_true", help="print the whole card (README.md) instead")
+    inspect.add_argument("--json", action="store_true", help="print the manifest's description as JSON")
+    verify = verbs.add_parser("verify", help="check every file of a dataset: sha256, size, schema")
     verify.add_argument("path", type=Path, help="the dataset folder (holding manifest.json)")
+    convert = verbs.add_parser("convert", help="write a dataset in other formats, to a new folder")
+    convert.add_argument("path", type=Path, help="the dataset folder")
+    convert.add_argument("out", type=Path, help="the new dataset folder (must not exist)")
+    convert.add_argument("--to", nargs="+", required=True, choices=FORMAT_NAMES, help="the formats to write")
+    convert.add_argument("--from", dest="source", choices=FORMAT_NAMES, help="the format to read (default: fastest present)")
+    convert.add_argument("--chunk-length", type=_positive, help="HDF5 steps per chunk (default: as built)")
+    publish = verbs.add_parser("publish", help="copy a dataset, self-contained, to a folder or URI (s3://, file://, ...)")
+    publish.add_argument("path", type=Path, help="the dataset folder")
+    publish.add_argument("dest", help="a local folder or a pyarrow filesystem URI; the dataset lands in <dest>/<id>")
+    publish.add_argument("--formats", nargs="+", choices=FORMAT_NAMES, help="formats to publish (default: all present)")
+    publish.add_argument("--tar", action="store_true", help="write one <id>.tar instead of a folder")
+    export = verbs.add_parser("export", help="write a dataset in another library's format")
+    export.add_argument("path", type=Path, help="the dataset folder")
+    export.add_argument("--format", required=True, choices=["minari"], help="the target format")
+    export.add_argument("--id", dest="export_id", required=True, help="the Minari dataset id, e.g. icrl/darkroom-v0")
+    export.add_argument("--root", type=Path, help="the Minari datasets folder (default: MINARI_DATASETS_PATH or ~/.minari)")
     return parser
 
 
@@ -65,14 +95,9 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _datasets(args: argparse.Namespace) -> int:
-    from icrl.datasets.manifest import DatasetError, verify
+    from icrl.datasets import cli_verbs
 
-    try:
-        manifest = verify(args.path)
-    except DatasetError as err:
-        return _fail(str(err), 1)  # like `sha256sum --check`: a failed check exits 1
-    print(f"{args.path}: ok, {len(manifest['files'])} files match the manifest")
-    return 0
+    return cli_verbs.run(args)
 
 
 def main(argv: list[str] | None = None) -> int:

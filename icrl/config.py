@@ -354,10 +354,28 @@ class RayConfig(Section):
     max_retries: NonNegativeInt = 3
 
 
+DataFormat = Literal["ipc", "parquet", "hdf5"]
+
+
 class DatasetsConfig(Section):
     name: Name = "darkroom-ad-eps"
     version: PositiveInt = 1
     license: str = "CC-BY-4.0"
+    formats: Annotated[list[DataFormat], Field(min_length=1)] = ["ipc", "parquet", "hdf5"]
+    """Which formats the dataset is written in: Arrow IPC (training), Parquet (publishing), HDF5."""
+    hdf5_chunk_length: PositiveInt | None = None
+    """Steps per HDF5 chunk; none: distill.context_length, so a window touches one or two chunks."""
+
+    def chunk_length(self, distill: DistillConfig) -> int:
+        """Returns the HDF5 chunk length: the configured one, else the training context length."""
+        return self.hdf5_chunk_length or distill.context_length
+
+    @field_validator("formats")
+    @classmethod
+    def _distinct(cls, formats: list[str]) -> list[str]:
+        if len(set(formats)) != len(formats):
+            raise ValueError(f"lists a format twice: {formats}")
+        return formats
 
     @property
     def dataset_id(self) -> str:
@@ -382,6 +400,10 @@ class DistillConfig(Section):
     checkpoint_every: PositiveInt = 500
     log_every: PositiveInt = 50
     seed: Seed = 0
+    every_kth_episode: PositiveInt = 1
+    """Train on episodes 0, k, 2k, ... of each history: k times more learning progress per window."""
+    data_format: Literal["auto", "ipc", "parquet", "hdf5"] = "auto"
+    """The dataset format windows are read from; auto: the fastest the dataset holds."""
 
 
 class EvaluateConfig(Section):
@@ -488,6 +510,18 @@ def _check_consistency(cfg: PipelineConfig) -> None:
     if history is not None and cfg.distill.context_length > history:
         raise ConfigError(
             f"distill.context_length: {cfg.distill.context_length} is longer than a history ({history} steps)"
+        )
+    k = cfg.distill.every_kth_episode
+    if history is not None and episode_length and k > 1:
+        kept = -(-history // episode_length // k) * episode_length  # episodes 0, k, 2k, ... of fixed length
+        if cfg.distill.context_length > kept:
+            raise ConfigError(
+                f"distill.context_length: {cfg.distill.context_length} is longer than the {kept} steps of a history "
+                f"that distill.every_kth_episode: {k} keeps; lower one of them"
+            )
+    if cfg.distill.data_format not in ("auto", *cfg.datasets.formats):
+        raise ConfigError(
+            f"distill.data_format: {cfg.distill.data_format} is not among datasets.formats {cfg.datasets.formats}"
         )
     if cfg.distill.embed_dim % cfg.distill.num_heads or (cfg.distill.embed_dim // cfg.distill.num_heads) % 2:
         raise ConfigError(

@@ -8,7 +8,7 @@ from typing import Any
 from icrl.envs.tasks import canonical_json
 
 # Bump a stage's version when its code changes what it writes for the same settings.
-CODE_VERSIONS = {"collect": 3, "datasets": 2, "distill": 2, "evaluate": 2}
+CODE_VERSIONS = {"collect": 3, "datasets": 3, "distill": 3, "evaluate": 2}
 
 
 def fingerprint(stage: str, settings: Any, upstream: str | None = None) -> str:
@@ -30,7 +30,8 @@ def stage_fingerprints(cfg: Any) -> dict[str, str]:
             "collect": cfg.collect.fingerprint_fields(),
         },
     )
-    datasets = fingerprint("datasets", cfg.datasets.model_dump(), collect)
+    datasets_settings = cfg.datasets.model_dump() | {"hdf5_chunk_length": cfg.datasets.chunk_length(cfg.distill)}
+    datasets = fingerprint("datasets", datasets_settings, collect)
     distill = fingerprint("distill", cfg.distill.model_dump(), datasets)
     evaluate = fingerprint("evaluate", cfg.evaluate.model_dump(), distill)
     return {"collect": collect, "datasets": datasets, "distill": distill, "evaluate": evaluate}

@@ -64,3 +64,30 @@ def ray_cluster():
     start_ray(num_cpus=2)
     yield
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory):
+    """Returns (cfg, folder, manifest, build) of a tiny real Dark Room dataset in all three formats;
+    `build(out, formats)` builds it again elsewhere."""
+    from icrl.collect.stage import plan
+    from icrl.collect.units import run_unit
+    from icrl.datasets import FORMATS
+    from icrl.datasets.build import build_dataset
+    from icrl.envs import make_family
+
+    root = tmp_path_factory.mktemp("ds")
+    cfg = parse_config(tiny_data(root), source="test")
+    shard_dir = root / "shards"
+    results = [run_unit(job) for job in plan(cfg, root)]
+    family = make_family(cfg.env, cfg.tasks)
+
+    def build(out: Path, formats=FORMATS):
+        return build_dataset(
+            out, shard_paths=[shard_dir / r.path for r in results], tasks=list(family.tasks), name="tiny", version=1,
+            fingerprint="f" * 64, source=cfg.collect.fingerprint_fields(), env=cfg.env.model_dump(), license="CC0-1.0",
+            formats=formats, chunk_length=24,
+        )
+
+    out = root / "tiny-v1"
+    return cfg, out, build(out), build

@@ -67,7 +67,8 @@ def test_verify_names_the_damaged_file(tmp_path):
     shard.write_bytes(b"0123456789")
     manifest = {"dataset_id": "x-v1", "files": [{"path": "ipc/shard-00000.arrow", "bytes": 10, "rows": 1, "sha256": sha256_file(shard)}]}
     (root / "manifest.json").write_text(json.dumps(manifest))
-    assert icrl("datasets", "verify", str(root), cwd=tmp_path).returncode == 0
+    result = icrl("datasets", "verify", str(root), cwd=tmp_path)  # sha256 matches, but it is no Arrow file
+    assert result.returncode == 1 and "shard-00000.arrow: not a readable ipc file" in result.stderr
     shard.write_bytes(b"0123456780")
     result = icrl("datasets", "verify", str(root), cwd=tmp_path)
     assert result.returncode == 1 and "shard-00000.arrow" in result.stderr and "sha256" in result.stderr

@@ -38,6 +38,13 @@ def test_the_default_pipeline_is_valid_and_matches_the_built_in_defaults():
         ({"env": {"id": "Projected-v0", "base": "Nope"}}, "env.base"),
         ({"env": {"id": "CartPole-v1"}}, "tasks.heldout"),  # a single task cannot be held out
         ({"env": {"id": "DarkRoom-v0", "sise": 3}}, "env.sise: unknown key"),
+        ({"datasets": {"formats": ["ipc", "csv"]}}, "datasets.formats.1"),
+        ({"datasets": {"formats": []}}, "datasets.formats"),
+        ({"datasets": {"formats": ["ipc", "ipc"]}}, "datasets.formats: lists a format twice"),
+        ({"datasets": {"hdf5_chunk_length": 0}}, "datasets.hdf5_chunk_length"),
+        ({"datasets": {"formats": ["parquet"]}, "distill": {"data_format": "hdf5"}}, "distill.data_format: hdf5 is not among"),
+        ({"distill": {"every_kth_episode": 0}}, "distill.every_kth_episode"),
+        ({"distill": {"every_kth_episode": 3}}, "distill.context_length: 100 is longer than the 80 steps of a history that distill.every_kth_episode: 3 keeps"),
         ({"env": {"id": ["DarkRoom-v0"]}}, "env.id"),
         ({"env": {"id": "DarkKeyToDoor-v0", "size": 3, "num_tasks": 100}}, "env.num_tasks: 100 is more than the 72"),
         ({"env": {"id": "Pendulum-v1"}, "tasks": {"heldout": 0}, "collect": {"source": {"algorithm": "q_learning"}}}, "collect.source: tabular Q-learning"),

@@ -8,7 +8,7 @@ import pytest
 
 from icrl.config import parse_config
 from icrl.datasets import Dataset
-from icrl.datasets.manifest import verify
+from icrl.datasets.verify import verify
 from icrl.pipeline import PipelineError, run_pipeline, stage_dirs
 
 from conftest import tiny_data
@@ -30,7 +30,10 @@ def test_all_four_stages_run_and_leave_their_outputs(serial_run):
         assert (run / stage / "_SUCCESS.json").exists()
     assert (run / "config.resolved.yaml").exists()
     dataset = run / "datasets" / "tiny-v1"
-    for name in ("README.md", "manifest.json", "tasks.arrow", "histories.arrow", "ipc/shard-00000.arrow"):
+    for name in (
+        "README.md", "manifest.json", "tasks.parquet", "histories.parquet", "ipc/shard-00000.arrow",
+        "parquet/shard-00000.parquet", "hdf5/histories.h5",
+    ):
         assert (dataset / name).exists(), name
     verify(dataset)
     metrics = [json.loads(line) for line in (run / "distill" / "metrics.jsonl").read_text().splitlines()]
@@ -52,11 +55,10 @@ def test_no_heldout_task_appears_in_the_training_data(serial_run):
     heldout = {t.task_id for t in dataset.tasks if t.split == "heldout"}
     train = {t.task_id for t in dataset.tasks if t.split == "train"}
     assert len(heldout) == cfg.tasks.heldout and heldout.isdisjoint(train)
-    seen = set()
-    for rel in dataset.shard_paths:
-        with pa.memory_map(str(dataset.root / rel)) as source:
-            seen |= set(pa.ipc.open_file(source).read_all()["task_id"].to_pylist())
-    assert seen == train
+    assert dataset.formats == ["ipc", "parquet", "hdf5"]
+    for fmt in dataset.formats:  # in every format the rows hold exactly the training tasks
+        seen = set(dataset.table(fmt)["task_id"].cast(pa.string()).to_pylist())
+        assert seen == train, fmt
     assert set(dataset.histories["task_id"].to_pylist()) == train
     # nor any goal cell of a held-out task
     heldout_goals = {tuple(t.params["goal"]) for t in dataset.tasks if t.split == "heldout"}
@@ -67,7 +69,8 @@ def test_no_heldout_task_appears_in_the_training_data(serial_run):
 def test_histories_are_whole_and_ordered(serial_run):
     cfg, _ = serial_run
     dataset = Dataset(cfg.run_dir / "datasets" / "tiny-v1")
-    cols = dataset.columns(split="train", names=("history_id", "step", "episode"))
+    table = dataset.table()
+    cols = {name: table[name].to_numpy() for name in ("history_id", "step", "episode")}
     length = cfg.collect.source.episodes * cfg.env.episode_length
     ids, counts = np.unique(cols["history_id"], return_counts=True)
     assert (counts == length).all()

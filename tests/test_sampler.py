@@ -58,3 +58,94 @@ def test_batches_depend_only_on_seed_and_index():
 def test_too_long_a_context_is_refused():
     with pytest.raises(ValueError, match="no history holds 50 transitions"):
         WindowSampler(_columns([10, 20]), context_length=50, num_actions=4, seed=0)
+
+
+def test_keeping_every_kth_episode_skips_the_others_and_links_kept_episodes():
+    columns = _columns([30, 30], episode_length=3)  # 10 episodes of 3 steps per history
+    sampler = WindowSampler(columns, context_length=6, num_actions=4, seed=0, every=3)
+    assert sampler.num_windows == 2 * (12 - 6 + 1)  # episodes 0, 3, 6, 9 kept: 12 steps each
+    for index in range(10):
+        batch = sampler.batch(8, index)
+        step = batch["obs"] % 1000
+        assert ((step // 3) % 3 == 0).all()
+        for row in range(8):
+            for t in range(1, 6):
+                if step[row, t] % 3 == 0:  # the first step of a kept episode follows the last kept one
+                    assert step[row, t - 1] == step[row, t] - 7
+                    assert batch["prev_action"][row, t] == (step[row, t] - 7) % 4
+
+
+def test_subsampled_windows_start_with_the_real_previous_kept_step():
+    sampler = WindowSampler(_columns([30], episode_length=3), context_length=3, num_actions=4, seed=2, every=2)
+    for index in range(10):
+        batch = sampler.batch(4, index)
+        step = batch["obs"][:, 0] % 1000
+        later = step > 0
+        previous = np.where(step % 3 == 0, step - 4, step - 1)  # 3 steps of the skipped episode lie between
+        np.testing.assert_array_equal(batch["prev_action"][later, 0], previous[later] % 4)
+        assert (batch["prev_action"][~later, 0] == 4).all()
+
+
+def test_query_batches_pair_a_context_with_a_labelled_step_of_the_same_history():
+    columns = _columns([20, 20, 20]) | {"expert_action": (np.arange(60) % 3).astype(np.int32)}
+    sampler = WindowSampler(columns, context_length=5, num_actions=4, seed=0)
+    batch = sampler.query_batch(16, 0)
+    assert batch["query_obs"].shape == (16,) and batch["obs"].shape == (16, 5)
+    np.testing.assert_array_equal(batch["query_obs"] // 1000, batch["obs"][:, 0] // 1000)
+    rows = (batch["query_obs"] // 1000) * 20 + batch["query_obs"] % 1000
+    np.testing.assert_array_equal(batch["query_action"], rows % 3)
+    with pytest.raises(ValueError, match="no 'logp' column"):
+        sampler.query_batch(2, 0, label="logp")
+
+
+def test_prefetched_batches_equal_direct_ones_and_errors_reach_the_consumer():
+    import threading
+
+    sampler = WindowSampler(_columns([40, 40]), context_length=5, num_actions=4, seed=4)
+    got = list(sampler.batches(8, 3, 9, prefetch=2))
+    assert len(got) == 6
+    for index, batch in zip(range(3, 9), got):
+        for name, values in sampler.batch(8, index).items():
+            np.testing.assert_array_equal(batch[name], values)
+    before = threading.active_count()
+    stream = sampler.batches(8, 0, 1000, prefetch=2)
+    next(stream)
+    stream.close()  # stops the producer thread
+    assert threading.active_count() == before
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk gone")
+
+    sampler.store.read = broken
+    with pytest.raises(RuntimeError, match="disk gone"):
+        list(sampler.batches(8, 0, 5))
+
+
+def test_every_format_gives_the_same_batches(tiny_dataset):
+    from icrl.datasets import Dataset
+
+    dataset = Dataset(tiny_dataset[1])
+    batches = {}
+    for fmt in dataset.formats:
+        sampler = dataset.sampler(context_length=24, seed=5, fmt=fmt, num_actions=5, every=2)
+        batches[fmt] = [sampler.batch(8, 3), sampler.query_batch(4, 1)]
+    for fmt in ("parquet", "hdf5"):
+        for a, b in zip(batches["ipc"], batches[fmt]):
+            assert a.keys() == b.keys()
+            for name in a:
+                np.testing.assert_array_equal(a[name], b[name], err_msg=f"{fmt} {name}")
+
+
+def test_split_and_task_filters_choose_the_histories(tiny_dataset):
+    from icrl.datasets import Dataset, DatasetError
+
+    dataset = Dataset(tiny_dataset[1])
+    task = dataset.histories["task_id"][0].as_py()
+    only = dataset.sampler(context_length=24, seed=0, tasks=[task])
+    per_history = int(dataset.histories["steps"][0].as_py()) - 24 + 1
+    assert only.num_windows == per_history * dataset.histories["task_id"].to_pylist().count(task)
+    assert set(only.store.task_id[only._histories]) == {task}
+    with pytest.raises(ValueError, match="no histories selected"):
+        dataset.sampler(context_length=24, seed=0, split="heldout")  # held-out tasks never have rows
+    with pytest.raises(DatasetError, match="no task 'nope'"):
+        dataset.sampler(context_length=24, seed=0, tasks=["nope"])

@@ -62,10 +62,36 @@ def test_each_example_pipeline_collects_a_valid_shard(path, tmp_path):
     source = cfg.collect.source.algorithm
     expected = {"noise_curriculum": ["epsilon", "expert_action"], "ppo": ["logp", "update"], "q_learning": ["epsilon"]}
     assert table.column_names[9:] == expected.get(source, [])
-    summaries = summarize_histories([table], {t.task_id: "train" for job in jobs for t in job.tasks})
+    summaries = summarize_histories([(0, table)], {t.task_id: "train" for job in jobs for t in job.tasks})
     assert summaries.num_rows == result.histories
     if source == "ppo":
         assert len(summaries["update_returns"][0]) == cfg.collect.source.updates
+    _check_formats_agree(cfg, tmp_path, tmp_path / "collect" / "shards" / result.path, steps)
+
+
+def _check_formats_agree(cfg, tmp_path: Path, shard: Path, steps: int) -> None:
+    """Builds a dataset of the shard in all three formats: each verifies, holds the same rows and gives the same windows."""
+    from icrl.datasets import Dataset
+    from icrl.datasets.build import build_dataset
+    from icrl.envs import make_family
+
+    family = make_family(cfg.env, cfg.tasks)
+    build_dataset(
+        tmp_path / "ds", shard_paths=[shard], tasks=list(family.tasks), name="x", version=1, fingerprint="0" * 64,
+        source=cfg.collect.fingerprint_fields(), env=cfg.env.model_dump(), license="CC0-1.0", chunk_length=4,
+    )
+    dataset = Dataset(tmp_path / "ds")  # verifies every file, sha256 and schema
+    reference = dataset.table("ipc")
+    context = min(4, steps)
+    windows = dataset.sampler(context_length=context, seed=0, fmt="ipc", num_actions=3).batch(4, 0)
+    for fmt in ("parquet", "hdf5"):
+        table = dataset.table(fmt)
+        assert table.schema.equals(reference.schema), fmt
+        assert table["task_id"].cast(pa.string()).equals(reference["task_id"].cast(pa.string()))
+        assert table.drop_columns(["task_id"]).equals(reference.drop_columns(["task_id"])), fmt
+        batch = dataset.sampler(context_length=context, seed=0, fmt=fmt, num_actions=3).batch(4, 0)
+        for name, values in windows.items():
+            np.testing.assert_array_equal(batch[name], values, err_msg=f"{fmt} {name}")
 
 
 def test_a_source_that_cannot_run_on_the_environment_is_refused_before_collecting(tmp_path, monkeypatch):

@@ -1,11 +1,11 @@
-"""Building an immutable dataset `<name>-v<N>` from the collect stage's shards."""
+"""Writing an immutable dataset `<name>-v<N>`: from the collect stage's shards, or from another dataset."""
 
 from __future__ import annotations
 
 import os
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -13,11 +13,15 @@ import pyarrow as pa
 from icrl import __version__
 from icrl.atomic import fsync_dir, sha256_file
 from icrl.datasets.card import write_card
-from icrl.datasets.dataset import HISTORIES_FILE, IPC_DIR, TASKS_FILE
+from icrl.datasets.hdf5_format import write_hdf5
+from icrl.datasets.layout import FORMATS, HDF5_FILE, HISTORIES_FILE, TASKS_FILE, Format, shard_file
 from icrl.datasets.manifest import DatasetError, write_manifest
+from icrl.datasets.parquet_format import write_parquet, write_table
 from icrl.datasets.schema import SCHEMA_VERSION
 from icrl.datasets.shards import FileInfo, read_ipc, write_ipc
-from icrl.envs.tasks import Task, canonical_json
+from icrl.envs.tasks import HELDOUT, TRAIN, Task, canonical_json
+
+Shards = Callable[[], Iterable[tuple[int, pa.Table]]]
 
 
 def task_table(tasks: list[Task]) -> pa.Table:
@@ -37,6 +41,7 @@ _SUMMARY_TYPES = {
     "history_id": pa.int64(),
     "task_id": pa.string(),
     "split": pa.string(),
+    "shard": pa.int32(),
     "steps": pa.int64(),
     "episodes": pa.int32(),
     "episode_returns": pa.list_(pa.float32()),
@@ -68,12 +73,12 @@ def _history_summary(columns: dict[str, np.ndarray]) -> dict[str, Any]:
     }
 
 
-def summarize_histories(shards: list[pa.Table], split_of: dict[str, str]) -> pa.Table:
-    """Returns one row per history: task, split, steps, finished episodes and their returns,
-    the final return, and for learners that record `update` the mean return of the episodes
-    that ended during each update."""
+def summarize_histories(shards: Iterable[tuple[int, pa.Table]], split_of: dict[str, str]) -> pa.Table:
+    """Returns one row per history, in dataset order: task, split, shard, steps, finished episodes
+    and their returns, the final return, and for learners that record `update` the mean return
+    of the episodes that ended during each update."""
     rows: dict[str, list] = {k: [] for k in _SUMMARY_TYPES}
-    for table in shards:
+    for shard, table in shards:
         history = table["history_id"].to_numpy()
         task = table["task_id"].combine_chunks()
         task_ids = task.dictionary.to_pylist()
@@ -88,11 +93,72 @@ def summarize_histories(shards: list[pa.Table], split_of: dict[str, str]) -> pa.
         starts = np.flatnonzero(np.r_[True, history[1:] != history[:-1]])
         for lo, hi in zip(starts, np.r_[starts[1:], len(history)]):
             task_id = task_ids[task_index[lo]]
-            summary = {"history_id": int(history[lo]), "task_id": task_id, "split": split_of[task_id]}
+            summary = {"history_id": int(history[lo]), "task_id": task_id, "split": split_of[task_id], "shard": shard}
             summary |= _history_summary({name: values[lo:hi] for name, values in columns.items()})
             for key in _SUMMARY_TYPES:
                 rows[key].append(summary[key])
     return pa.table({key: pa.array(rows[key], kind) for key, kind in _SUMMARY_TYPES.items()})
+
+
+def _describe(values: np.ndarray) -> dict[str, float] | None:
+    finite = values[np.isfinite(values)]
+    if not len(finite):
+        return None
+    return {k: round(float(f(finite)), 4) for k, f in (("mean", np.mean), ("std", np.std), ("min", np.min), ("max", np.max))}
+
+
+def split_stats(summaries: pa.Table, tasks: list[Task]) -> dict[str, Any]:
+    """Returns per split: tasks, histories, rows, and the first-, final- and all-episode return statistics."""
+    split = np.asarray(summaries["split"].to_pylist(), object)
+    steps = summaries["steps"].to_numpy()
+    returns = summaries["episode_returns"].to_pylist()
+    stats = {}
+    for name in (TRAIN, HELDOUT):
+        mine = np.flatnonzero(split == name)
+        episodes = [np.asarray(returns[i], np.float32) for i in mine]
+        stats[name] = {
+            "tasks": sum(t.split == name for t in tasks),
+            "histories": len(mine),
+            "rows": int(steps[mine].sum()),
+            "first_episode_return": _describe(np.array([r[0] for r in episodes if len(r)], np.float32)),
+            "final_episode_return": _describe(np.array([r[-1] for r in episodes if len(r)], np.float32)),
+            "episode_return": _describe(np.concatenate(episodes) if episodes else np.zeros(0, np.float32)),
+        }
+    return stats
+
+
+def write_rows(
+    root: Path, shards: Shards, formats: Sequence[Format], *, schema: pa.Schema, summaries: pa.Table,
+    chunk_length: int, ipc_sources: Sequence[Path] | None = None,
+) -> list[FileInfo]:
+    """Writes the rows that `shards()` yields in each of `formats` under `root`; returns their FileInfos.
+
+    `ipc_sources`, where given, are IPC shards already in the dataset's schema: they are linked
+    into place instead of rewritten.
+    """
+    unknown = sorted(set(formats) - set(FORMATS))
+    if unknown or not formats:
+        raise DatasetError(f"unknown or no formats {unknown or list(formats)}; choose from {', '.join(FORMATS)}")
+    files: list[FileInfo] = []
+    if "ipc" in formats:
+        if ipc_sources is not None:
+            for i, src in enumerate(ipc_sources):
+                dst = root / shard_file("ipc", i)
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                _place(src, dst)
+                files.append(FileInfo(shard_file("ipc", i), dst.stat().st_size, read_ipc(dst).num_rows, sha256_file(dst)))
+        else:
+            files += [write_ipc(root / shard_file("ipc", i), table, root=root) for i, table in shards()]
+    if "parquet" in formats:
+        files += [write_parquet(root / shard_file("parquet", i), table, root=root) for i, table in shards()]
+    if "hdf5" in formats:
+        files.append(
+            write_hdf5(
+                root / HDF5_FILE, shards(), schema=schema, histories=summaries.num_rows,
+                max_length=int(summaries["steps"].to_numpy().max(initial=0)), chunk_length=chunk_length, root=root,
+            )
+        )
+    return files
 
 
 def _place(src: Path, dst: Path) -> None:
@@ -103,24 +169,16 @@ def _place(src: Path, dst: Path) -> None:
         shutil.copyfile(src, dst)
 
 
-def _finite_mean(values: np.ndarray) -> float | None:
-    finite = values[np.isfinite(values)]
-    return float(finite.mean()) if len(finite) else None
+def _ipc_shards(paths: Sequence[Path]) -> Iterator[tuple[int, pa.Table]]:
+    for i, path in enumerate(paths):
+        yield i, read_ipc(path)
 
 
-def build_dataset(
-    out: Path,
-    *,
-    shard_paths: list[Path],
-    tasks: list[Task],
-    name: str,
-    version: int,
-    fingerprint: str,
-    source: dict[str, Any],
-    env: dict[str, Any],
-    license: str,
+def write_dataset(
+    out: Path, *, shards: Shards, formats: Sequence[Format], tasks: list[Task], fields: dict[str, Any],
+    chunk_length: int, summaries: pa.Table | None = None, ipc_sources: Sequence[Path] | None = None,
 ) -> dict[str, Any]:
-    """Builds the dataset at `out` (named `<name>-v<version>`) and returns its manifest.
+    """Writes the dataset folder `out` (rows, task table, summaries, card, manifest); returns the manifest.
 
     Everything is written to a hidden sibling folder first and renamed into place, so the
     dataset appears whole or not at all. An existing `out` is never overwritten.
@@ -128,44 +186,56 @@ def build_dataset(
     out = Path(out)
     if out.exists():
         raise DatasetError(f"{out}: dataset {out.name} already exists; datasets are immutable, bump the version")
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / IPC_DIR).mkdir(parents=True)
-    files: list[FileInfo] = []
-    shards = []
-    for src in shard_paths:
-        dst = tmp / IPC_DIR / src.name
-        _place(src, dst)
-        table = read_ipc(dst)
-        shards.append(table)
-        files.append(FileInfo(f"{IPC_DIR}/{src.name}", dst.stat().st_size, table.num_rows, sha256_file(dst)))
-    split_of = {t.task_id: t.split for t in tasks}
-    files.append(write_ipc(tmp / TASKS_FILE, task_table(tasks), root=tmp))
-    summaries = summarize_histories(shards, split_of)
-    files.append(write_ipc(tmp / HISTORIES_FILE, summaries, root=tmp))
-    dataset_id = f"{name}-v{version}"
-    stats = {
-        "rows": int(sum(t.num_rows for t in shards)),
-        "histories": summaries.num_rows,
-        "tasks": {split: sum(t.split == split for t in tasks) for split in ("train", "heldout")},
-        "final_return_mean": _finite_mean(summaries["final_return"].to_numpy()),
-    }
-    fields = {
-        "dataset_id": dataset_id,
-        "name": name,
-        "version": version,
-        "schema_version": SCHEMA_VERSION,
-        "icrl_version": __version__,
-        "fingerprint": fingerprint,
-        "env": env,
-        "source": source,
-        "license": license,
-        "stats": stats,
-        "schema": [f"{field.name}: {field.type}" for field in shards[0].schema] if shards else [],
-    }
-    card = write_card(tmp, fields, tasks)
-    files.append(FileInfo(card.name, card.stat().st_size, 0, sha256_file(card)))
-    manifest = write_manifest(tmp, files, **fields)
-    os.replace(tmp, out)
+    tmp.mkdir()
+    try:
+        schema = next(iter(shards()))[1].schema
+        if summaries is None:
+            summaries = summarize_histories(shards(), {t.task_id: t.split for t in tasks})
+        files = write_rows(
+            tmp, shards, formats, schema=schema, summaries=summaries, chunk_length=chunk_length, ipc_sources=ipc_sources,
+        )
+        files.append(write_table(tmp / TASKS_FILE, task_table(tasks), root=tmp))
+        files.append(write_table(tmp / HISTORIES_FILE, summaries, root=tmp))
+        fields = {
+            **fields,
+            "schema_version": SCHEMA_VERSION,
+            "formats": [fmt for fmt in FORMATS if fmt in formats],
+            "hdf5_chunk_length": chunk_length if "hdf5" in formats else None,
+            "stats": {
+                "rows": int(summaries["steps"].to_numpy().sum()),
+                "histories": summaries.num_rows,
+                "bytes": {fmt: sum(f.bytes for f in files if f.path.startswith(fmt + "/")) for fmt in formats},
+                "splits": split_stats(summaries, tasks),
+            },
+            "schema": [f"{field.name}: {field.type}" for field in schema],
+        }
+        card = write_card(tmp, fields, tasks)
+        files.append(FileInfo(card.name, card.stat().st_size, 0, sha256_file(card)))
+        manifest = write_manifest(tmp, files, **fields)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     fsync_dir(out.parent)
     return manifest
+
+
+def build_dataset(
+    out: Path, *, shard_paths: list[Path], tasks: list[Task], name: str, version: int, fingerprint: str,
+    source: dict[str, Any], env: dict[str, Any], license: str, formats: Sequence[Format] = FORMATS,
+    chunk_length: int = 100,
+) -> dict[str, Any]:
+    """Builds the dataset `<name>-v<version>` at `out` from collect shards; returns its manifest."""
+    if not shard_paths:
+        raise DatasetError(f"{out}: no shards to build the dataset from")
+    fields = {
+        "dataset_id": f"{name}-v{version}", "name": name, "version": version, "icrl_version": __version__,
+        "fingerprint": fingerprint, "env": env, "source": source, "license": license,
+    }
+    return write_dataset(
+        out, shards=lambda: _ipc_shards(shard_paths), formats=formats, tasks=tasks, fields=fields,
+        chunk_length=chunk_length, ipc_sources=shard_paths,
+    )

@@ -6,7 +6,7 @@ import json
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from icrl.atomic import sha256_file, write_json
+from icrl.atomic import write_json
 from icrl.datasets.shards import FileInfo
 from icrl.errors import BadInputError
 
@@ -51,22 +51,3 @@ def _check_entry(manifest: Path, i: int, entry: Any) -> None:
     rel = PurePosixPath(entry["path"])
     if rel.is_absolute() or ".." in rel.parts or not rel.parts:
         raise DatasetError(f"{where}: path {entry['path']!r} points outside the dataset folder")
-
-
-def verify(root: Path) -> dict[str, Any]:
-    """Checks every file the manifest lists (present, size, sha256); returns the manifest.
-
-    Raises DatasetError naming the first file that does not match.
-    """
-    root = Path(root)
-    manifest = read_manifest(root)
-    for entry in manifest["files"]:
-        path = root / entry["path"]
-        if not path.is_file():
-            raise DatasetError(f"{path}: missing (listed in {root / MANIFEST})")
-        size = path.stat().st_size
-        if size != entry["bytes"]:
-            raise DatasetError(f"{path}: {size} bytes, the manifest says {entry['bytes']} (truncated or altered)")
-        if sha256_file(path) != entry["sha256"]:
-            raise DatasetError(f"{path}: sha256 differs from the manifest (the file was altered)")
-    return manifest

@@ -70,3 +70,15 @@ def history_table(columns: Mapping[str, np.ndarray], task_ids: list[str], schema
         else:
             arrays.append(pa.array(np.asarray(columns[field.name]), field.type))
     return pa.Table.from_arrays(arrays, schema=schema)
+
+
+def numpy_column(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """Returns an Arrow column as numpy (zero-copy where Arrow allows); fixed-size lists become [rows, size]."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    if pa.types.is_fixed_size_list(column.type):
+        values = column.flatten().to_numpy(zero_copy_only=False)
+        return values.reshape(len(column), column.type.list_size)
+    return column.to_numpy(zero_copy_only=False)

@@ -7,7 +7,8 @@ from typing import Any
 
 from icrl.collect.ledger import read_ledger
 from icrl.datasets.build import build_dataset
-from icrl.datasets.manifest import DatasetError, verify
+from icrl.datasets.manifest import DatasetError
+from icrl.datasets.verify import verify
 from icrl.datasets.shards import shard_name
 from icrl.envs import make_family
 
@@ -32,7 +33,7 @@ def run_datasets(
         manifest = verify(out)
         if manifest.get("fingerprint") != fingerprint:
             raise DatasetError(f"{out}: exists but was built from other settings; datasets are immutable")
-        return {"dataset_id": manifest["dataset_id"], "path": str(out), **manifest["stats"]}
+        return _summary(manifest, out)
     manifest = build_dataset(
         out,
         shard_paths=[collect_dir / "shards" / finished[i].path for i in sorted(finished)],
@@ -43,5 +44,15 @@ def run_datasets(
         source=cfg.collect.fingerprint_fields(),
         env=cfg.env.model_dump(),
         license=cfg.datasets.license,
+        formats=cfg.datasets.formats,
+        chunk_length=cfg.datasets.chunk_length(cfg.distill),
     )
-    return {"dataset_id": manifest["dataset_id"], "path": str(out), **manifest["stats"]}
+    return _summary(manifest, out)
+
+
+def _summary(manifest: dict[str, Any], out: Path) -> dict[str, Any]:
+    stats = manifest["stats"]
+    return {
+        "dataset_id": manifest["dataset_id"], "path": str(out), "rows": stats["rows"], "histories": stats["histories"],
+        "bytes": stats["bytes"],
+    }

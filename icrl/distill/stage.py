@@ -6,8 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from icrl.config import ConfigError
+from icrl.console import say
 from icrl.datasets.dataset import Dataset
-from icrl.datasets.sampler import WindowSampler
+from icrl.datasets.manifest import DatasetError
 from icrl.distill.model import build_model, model_spec, save_spec
 from icrl.distill.trainer import train
 from icrl.envs import make_family
@@ -23,12 +24,14 @@ def run_distill(cfg: Any, dataset: Dataset, stage_dir: Path) -> dict[str, Any]:
     spec = model_spec(cfg.distill, num_actions=env.num_actions, num_obs=num_obs)
     save_spec(stage_dir, spec)
     try:
-        sampler = WindowSampler(
-            dataset.columns(split=TRAIN),
-            context_length=cfg.distill.context_length,
-            num_actions=env.num_actions,
-            seed=cfg.distill.seed,
+        sampler = dataset.sampler(
+            context_length=cfg.distill.context_length, seed=cfg.distill.seed, split=TRAIN,
+            fmt=None if cfg.distill.data_format == "auto" else cfg.distill.data_format,
+            every=cfg.distill.every_kth_episode, num_actions=env.num_actions,
         )
+    except DatasetError:
+        raise
     except ValueError as err:
         raise ConfigError(f"distill.context_length: {err}") from None
-    return {"dataset": dataset.id, "windows": sampler.num_windows, **train(build_model(spec), sampler, cfg.distill, stage_dir)}
+    say(f"distill: {sampler.num_windows} windows from the {sampler.store.format} files of {dataset.id}")
+    return {"dataset": dataset.id, "format": sampler.store.format, "windows": sampler.num_windows, **train(build_model(spec), sampler, cfg.distill, stage_dir)}

@@ -118,7 +118,7 @@ def train(model: Any, sampler: WindowSampler, distill: Any, out: Path) -> dict[s
     """
     optimizer = make_optimizer(distill)
     train_step = make_train_step(model, optimizer, seed=distill.seed)
-    state = init_state(model, optimizer, sampler.obs[0], seed=distill.seed)
+    state = init_state(model, optimizer, sampler.example_obs, seed=distill.seed)
     checkpoints = Checkpoints(out / "checkpoints")
     metrics_path = out / METRICS_FILE
     start = checkpoints.latest_step()
@@ -134,10 +134,12 @@ def train(model: Any, sampler: WindowSampler, distill: Any, out: Path) -> dict[s
     window_start, window_steps = time.monotonic(), 0
     begun = time.monotonic()
     summary: dict[str, Any] = last_logged
-    with open(metrics_path, "a") as log, contextlib.closing(checkpoints):
+    with open(metrics_path, "a") as log, contextlib.closing(checkpoints), contextlib.ExitStack() as stack:
+        # Batches are drawn ahead in a background thread while the jitted step runs.
+        batches = stack.enter_context(contextlib.closing(sampler.batches(distill.batch_size, start, distill.steps)))
         steps = progress(range(start, distill.steps), total=distill.steps, initial=start, desc="distill", unit="step")
-        for step in steps:
-            state, metrics = train_step(state, sampler.batch(distill.batch_size, step))
+        for step, batch in zip(steps, batches):
+            state, metrics = train_step(state, batch)
             done = step + 1
             loss = float(metrics["loss"])
             if not math.isfinite(loss):
