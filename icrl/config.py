@@ -363,19 +363,16 @@ class DatasetsConfig(Section):
     license: str = "CC-BY-4.0"
     formats: Annotated[list[DataFormat], Field(min_length=1)] = ["ipc", "parquet", "hdf5"]
     """Which formats the dataset is written in: Arrow IPC (training), Parquet (publishing), HDF5."""
-    hdf5_chunk_length: PositiveInt | None = None
-    """Steps per HDF5 chunk; none: distill.context_length, so a window touches one or two chunks."""
-
-    def chunk_length(self, distill: DistillConfig) -> int:
-        """Returns the HDF5 chunk length: the configured one, else the training context length."""
-        return self.hdf5_chunk_length or distill.context_length
+    hdf5_chunk_length: PositiveInt = 100
+    """Steps per HDF5 chunk: set it to distill.context_length, so a window reads one or two chunks.
+    It is a setting of the dataset, not taken from distill, so a new context needs no new dataset."""
 
     @field_validator("formats")
     @classmethod
     def _distinct(cls, formats: list[str]) -> list[str]:
         if len(set(formats)) != len(formats):
             raise ValueError(f"lists a format twice: {formats}")
-        return formats
+        return sorted(formats, key=["ipc", "parquet", "hdf5"].index)  # the order is not a setting
 
     @property
     def dataset_id(self) -> str:

@@ -30,8 +30,7 @@ def stage_fingerprints(cfg: Any) -> dict[str, str]:
             "collect": cfg.collect.fingerprint_fields(),
         },
     )
-    datasets_settings = cfg.datasets.model_dump() | {"hdf5_chunk_length": cfg.datasets.chunk_length(cfg.distill)}
-    datasets = fingerprint("datasets", datasets_settings, collect)
+    datasets = fingerprint("datasets", cfg.datasets.model_dump(), collect)
     distill = fingerprint("distill", cfg.distill.model_dump(), datasets)
     evaluate = fingerprint("evaluate", cfg.evaluate.model_dump(), distill)
     return {"collect": collect, "datasets": datasets, "distill": distill, "evaluate": evaluate}

@@ -26,7 +26,7 @@ TINY = {
         "source": {"algorithm": "noise_curriculum", "episodes": 6}, "histories_per_task": 2, "histories_per_unit": 8,
         "executor": "serial",
     },
-    "datasets": {"name": "tiny"},
+    "datasets": {"name": "tiny", "hdf5_chunk_length": 24},
     "distill": {
         "context_length": 24, "embed_dim": 16, "num_layers": 1, "num_heads": 2, "batch_size": 4,
         "steps": 12, "warmup_steps": 2, "checkpoint_every": 6, "log_every": 3,
@@ -86,7 +86,7 @@ def tiny_dataset(tmp_path_factory):
         return build_dataset(
             out, shard_paths=[shard_dir / r.path for r in results], tasks=list(family.tasks), name="tiny", version=1,
             fingerprint="f" * 64, source=cfg.collect.fingerprint_fields(), env=cfg.env.model_dump(), license="CC0-1.0",
-            formats=formats, chunk_length=24,
+            formats=formats, chunk_length=24, num_actions=5,
         )
 
     out = root / "tiny-v1"

@@ -65,7 +65,7 @@ def test_verify_names_the_damaged_file(tmp_path):
     (root / "ipc").mkdir(parents=True)
     shard = root / "ipc" / "shard-00000.arrow"
     shard.write_bytes(b"0123456789")
-    manifest = {"dataset_id": "x-v1", "files": [{"path": "ipc/shard-00000.arrow", "bytes": 10, "rows": 1, "sha256": sha256_file(shard)}]}
+    manifest = {"dataset_id": "x-v1", "layout_version": 2, "files": [{"path": "ipc/shard-00000.arrow", "bytes": 10, "rows": 1, "sha256": sha256_file(shard)}]}
     (root / "manifest.json").write_text(json.dumps(manifest))
     result = icrl("datasets", "verify", str(root), cwd=tmp_path)  # sha256 matches, but it is no Arrow file
     assert result.returncode == 1 and "shard-00000.arrow: not a readable ipc file" in result.stderr

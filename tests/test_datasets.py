@@ -106,6 +106,24 @@ def test_hdf5_holds_history_by_step_arrays_chunked_by_the_context(built):
         np.testing.assert_array_equal(f["reward"][0, 5:29], first["reward"].to_numpy()[5:29])
 
 
+def test_the_manifest_records_the_chunk_length_actually_used(built, tmp_path):
+    import h5py
+
+    _, out, _, _ = built
+    manifest = convert(Dataset(out), tmp_path / "big", ["hdf5"], chunk_length=1000)
+    with h5py.File(tmp_path / "big" / "hdf5" / "histories.h5") as f:
+        assert manifest["hdf5_chunk_length"] == f["obs"].chunks[1] == f["obs"].shape[1] == 48
+
+
+def test_a_dataset_of_another_layout_is_refused_with_a_clear_message(built, tmp_path):
+    copy = _copy(built[1], tmp_path)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    del manifest["layout_version"]  # as written by icrl before the three formats
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(DatasetError, match="manifest.json: written by an icrl with dataset layout 1.*rebuild"):
+        Dataset(copy)
+
+
 def test_the_card_has_yaml_front_matter_with_tasks_statistics_and_loading(built):
     import yaml
 

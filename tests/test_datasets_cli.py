@@ -23,6 +23,11 @@ def test_list_finds_each_dataset_under_a_folder(tiny_dataset, tmp_path):
     row = next(line for line in result.stdout.splitlines() if line.startswith("tiny-v1"))
     assert "ipc,parquet,hdf5" in row and f"{manifest['stats']['rows']:,}" in row and str(out) in row
     assert icrl("datasets", "list", str(tmp_path / "none"), cwd=tmp_path).returncode == 2
+    import shutil
+
+    hidden = tmp_path / ".cache" / "data"  # a dot in the folder given is no reason to skip it
+    shutil.copytree(out, hidden / "tiny-v1")
+    assert "tiny-v1" in icrl("datasets", "list", str(hidden), cwd=tmp_path).stdout
 
 
 def test_inspect_prints_sizes_statistics_and_columns(tiny_dataset, tmp_path):
@@ -107,3 +112,60 @@ def test_export_to_minari_from_the_command_line_loads_with_minari(tiny_dataset, 
     )
     assert loaded.returncode == 0, loaded.stderr
     assert int(loaded.stdout.strip().splitlines()[-1]) == manifest["stats"]["rows"]
+
+
+def test_a_failed_upload_leaves_nothing_and_a_retry_publishes(tiny_dataset):
+    import fsspec
+    import pyarrow.fs as pafs
+
+    memory = fsspec.filesystem("memory")
+    uploads = []
+
+    class Flaky(pafs.FSSpecHandler):
+        def open_output_stream(self, path, metadata):
+            uploads.append(path)
+            if len(uploads) == 4:
+                raise OSError("connection reset")
+            return super().open_output_stream(path, metadata)
+
+    fs = pafs.PyFileSystem(Flaky(memory))
+    with pytest.raises(OSError, match="connection reset"):
+        publish(Dataset(tiny_dataset[1]), "bucket/failed", filesystem=fs)
+    assert not memory.exists("/bucket/failed/tiny-v1")
+    publish(Dataset(tiny_dataset[1]), "bucket/failed", filesystem=fs)
+    assert memory.exists("/bucket/failed/tiny-v1/manifest.json")
+
+
+def test_the_tar_holds_exactly_the_listed_files(tiny_dataset, tmp_path):
+    import shutil
+
+    copy = tmp_path / "tiny-v1"
+    shutil.copytree(tiny_dataset[1], copy)
+    (copy / "notes.txt").write_text("not part of the dataset")
+    publish(Dataset(copy), str(tmp_path / "pub"), as_tar=True)
+    with tarfile.open(tmp_path / "pub" / "tiny-v1.tar") as tar:
+        names = {n.split("/", 1)[1] for n in tar.getnames()}
+    listed = {f["path"] for f in Dataset(copy).manifest["files"]}
+    assert names == listed | {"manifest.json"}
+
+
+def test_publish_to_an_object_store_writes_the_manifest_last(tiny_dataset):
+    """An object store has no rename: a reader that sees manifest.json must see every file it lists."""
+    import fsspec
+    import pyarrow.fs as pafs
+
+    memory = fsspec.filesystem("memory")
+    order = []
+
+    class Recording(pafs.FSSpecHandler):
+        def open_output_stream(self, path, metadata):
+            order.append(path)
+            return super().open_output_stream(path, metadata)
+
+    fs = pafs.PyFileSystem(Recording(memory))
+    where = publish(Dataset(tiny_dataset[1]), "bucket/datasets", formats=["parquet", "hdf5"], filesystem=fs)
+    assert where == "bucket/datasets/tiny-v1"
+    assert order[-1].endswith("tiny-v1/manifest.json") and len(order) == len(set(order))
+    manifest = json.loads(memory.cat("/bucket/datasets/tiny-v1/manifest.json"))
+    assert {f["path"] for f in manifest["files"]} == {p.split("tiny-v1/", 1)[1] for p in order[:-1]}
+    assert {f["path"].split("/")[0] for f in manifest["files"] if "/" in f["path"]} == {"parquet", "hdf5"}

@@ -114,8 +114,9 @@ def test_bad_inputs_are_dataset_errors(exported, tmp_path):
     dataset, minari_root, _, export_minari = exported
     with pytest.raises(DatasetError, match="missing"):
         export_minari(Dataset(tmp_path / "no-such-dataset"), "icrl/missing-v0", root=minari_root)
-    with pytest.raises(DatasetError, match="not a Minari dataset id"):
-        export_minari(dataset, "no version", root=minari_root)
+    for bad in ("no version", "icrl/x", "bad"):
+        with pytest.raises(DatasetError, match="not a Minari dataset id"):
+            export_minari(dataset, bad, root=minari_root)
 
 
 @pytest.fixture(scope="module")

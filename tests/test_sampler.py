@@ -127,8 +127,10 @@ def test_every_format_gives_the_same_batches(tiny_dataset):
     dataset = Dataset(tiny_dataset[1])
     batches = {}
     for fmt in dataset.formats:
-        sampler = dataset.sampler(context_length=24, seed=5, fmt=fmt, num_actions=5, every=2)
-        batches[fmt] = [sampler.batch(8, 3), sampler.query_batch(4, 1)]
+        for every in (1, 2):  # windows start mid-history too: 48-step histories, 8-step windows
+            sampler = dataset.sampler(context_length=8, seed=5, fmt=fmt, every=every)
+            batches.setdefault(fmt, []).extend([sampler.batch(16, 3), sampler.query_batch(4, 1)])
+    assert (batches["ipc"][0]["prev_action"][:, 0] != 5).any()  # some windows do not start a history
     for fmt in ("parquet", "hdf5"):
         for a, b in zip(batches["ipc"], batches[fmt]):
             assert a.keys() == b.keys()

@@ -14,7 +14,7 @@ from icrl import __version__
 from icrl.atomic import fsync_dir, sha256_file
 from icrl.datasets.card import write_card
 from icrl.datasets.hdf5_format import write_hdf5
-from icrl.datasets.layout import FORMATS, HDF5_FILE, HISTORIES_FILE, TASKS_FILE, Format, shard_file
+from icrl.datasets.layout import FORMATS, HDF5_FILE, LAYOUT_VERSION, HISTORIES_FILE, TASKS_FILE, Format, shard_file
 from icrl.datasets.manifest import DatasetError, write_manifest
 from icrl.datasets.parquet_format import write_parquet, write_table
 from icrl.datasets.schema import SCHEMA_VERSION
@@ -199,11 +199,13 @@ def write_dataset(
         )
         files.append(write_table(tmp / TASKS_FILE, task_table(tasks), root=tmp))
         files.append(write_table(tmp / HISTORIES_FILE, summaries, root=tmp))
+        longest = int(summaries["steps"].to_numpy().max(initial=1))
         fields = {
             **fields,
+            "layout_version": LAYOUT_VERSION,
             "schema_version": SCHEMA_VERSION,
             "formats": [fmt for fmt in FORMATS if fmt in formats],
-            "hdf5_chunk_length": chunk_length if "hdf5" in formats else None,
+            "hdf5_chunk_length": max(1, min(chunk_length, longest)) if "hdf5" in formats else None,
             "stats": {
                 "rows": int(summaries["steps"].to_numpy().sum()),
                 "histories": summaries.num_rows,
@@ -226,14 +228,17 @@ def write_dataset(
 def build_dataset(
     out: Path, *, shard_paths: list[Path], tasks: list[Task], name: str, version: int, fingerprint: str,
     source: dict[str, Any], env: dict[str, Any], license: str, formats: Sequence[Format] = FORMATS,
-    chunk_length: int = 100,
+    chunk_length: int = 100, num_actions: int | None = None,
 ) -> dict[str, Any]:
-    """Builds the dataset `<name>-v<version>` at `out` from collect shards; returns its manifest."""
+    """Builds the dataset `<name>-v<version>` at `out` from collect shards; returns its manifest.
+
+    `num_actions`: the size of a discrete action space (None for continuous actions).
+    """
     if not shard_paths:
         raise DatasetError(f"{out}: no shards to build the dataset from")
     fields = {
         "dataset_id": f"{name}-v{version}", "name": name, "version": version, "icrl_version": __version__,
-        "fingerprint": fingerprint, "env": env, "source": source, "license": license,
+        "fingerprint": fingerprint, "env": env, "source": source, "license": license, "num_actions": num_actions,
     }
     return write_dataset(
         out, shards=lambda: _ipc_shards(shard_paths), formats=formats, tasks=tasks, fields=fields,

@@ -24,7 +24,9 @@ def _mb(n: int) -> str:
 def _list(root: Path) -> int:
     if not root.is_dir():
         raise DatasetError(f"{root}: no such folder")
-    found = sorted(p.parent for p in root.rglob(MANIFEST) if not any(part.startswith(".") for part in p.parts))
+    found = sorted(
+        p.parent for p in root.rglob(MANIFEST) if not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
     if not found:
         print(f"no datasets under {root}")
         return 0
@@ -66,7 +68,8 @@ def _inspect(path: Path, *, card: bool, as_json: bool) -> int:
     for fmt, n in stats["bytes"].items():
         print(f"  {fmt:12s} {_mb(n)}  ({n / max(stats['rows'], 1):.1f} bytes per transition)")
     print("  columns      " + ", ".join(manifest["schema"]))
-    for split, s in stats["splits"].items():
+    for split in ("train", "heldout"):
+        s = stats["splits"][split]
         print(f"  {split:8s} {s['tasks']} tasks, {s['histories']:,} histories, {s['rows']:,} rows")
         print(f"    first-episode return  {_stat(s['first_episode_return'])}")
         print(f"    final-episode return  {_stat(s['final_episode_return'])}")
@@ -110,11 +113,19 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _checked(path: Path, verb: Any) -> int:
+    """Runs `verb`, turning a manifest that lacks a field into one clear error."""
+    try:
+        return verb()
+    except (KeyError, TypeError, AttributeError) as err:
+        raise DatasetError(f"{path / MANIFEST}: not a complete icrl manifest (no {err})") from None
+
+
 def run(args: argparse.Namespace) -> int:
     """Runs the `icrl datasets` verb in `args`; returns the exit status."""
     verbs: dict[str, Any] = {
         "list": lambda: _list(args.root),
-        "inspect": lambda: _inspect(args.path, card=args.card, as_json=args.json),
+        "inspect": lambda: _checked(args.path, lambda: _inspect(args.path, card=args.card, as_json=args.json)),
         "verify": lambda: _verify(args.path),
         "convert": lambda: _convert(args),
         "publish": lambda: _publish(args),

@@ -47,6 +47,8 @@ class Dataset:
 
     def _table(self, rel: str) -> pa.Table:
         path = self.root / rel
+        if not path.is_file():
+            raise DatasetError(f"{path}: missing (listed in {self.root / 'manifest.json'})")
         try:
             return pq.read_table(path)
         except (OSError, pa.ArrowInvalid) as err:
@@ -118,11 +120,15 @@ class Dataset:
 
     def sampler(
         self, *, context_length: int, seed: int, fmt: Format | None = None, split: str | None = "train",
-        tasks: Sequence[str] | None = None, every: int = 1, num_actions: int = 0,
+        tasks: Sequence[str] | None = None, every: int = 1, num_actions: int | None = None,
     ) -> WindowSampler:
-        """Returns a WindowSampler over the histories of `split` and `tasks` in format `fmt`."""
+        """Returns a WindowSampler over the histories of `split` and `tasks` in format `fmt`.
+
+        `num_actions` (the start-of-history action token) defaults to the dataset's action count.
+        """
         return WindowSampler(
-            self.store(fmt), context_length=context_length, seed=seed, num_actions=num_actions,
+            self.store(fmt), context_length=context_length, seed=seed,
+            num_actions=self.manifest.get("num_actions") if num_actions is None else num_actions,
             histories=self.select(split=split, tasks=tasks), every=every,
         )
 

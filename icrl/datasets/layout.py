@@ -21,6 +21,9 @@ FORMATS: tuple[Format, ...] = ("ipc", "parquet", "hdf5")
 # Which format a reader opens when asked for none: the fastest to sample from first.
 PREFERENCE: tuple[Format, ...] = ("ipc", "hdf5", "parquet")
 
+# The version of this folder layout; a manifest of another version is refused with a clear message.
+LAYOUT_VERSION = 2
+
 CARD_FILE = "README.md"
 TASKS_FILE = "tasks.parquet"
 HISTORIES_FILE = "histories.parquet"

@@ -7,6 +7,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from icrl.atomic import write_json
+from icrl.datasets.layout import LAYOUT_VERSION
 from icrl.datasets.shards import FileInfo
 from icrl.errors import BadInputError
 
@@ -35,6 +36,11 @@ def read_manifest(root: Path) -> dict[str, Any]:
         raise DatasetError(f"{path}: unreadable manifest: {err}") from None
     if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), list):
         raise DatasetError(f"{path}: not an icrl manifest (no 'files' list)")
+    if manifest.get("layout_version") != LAYOUT_VERSION:
+        raise DatasetError(
+            f"{path}: written by an icrl with dataset layout {manifest.get('layout_version', 1)}, this one reads "
+            f"layout {LAYOUT_VERSION}; rebuild the dataset (icrl run --force datasets) or use that icrl"
+        )
     for i, entry in enumerate(manifest["files"]):
         _check_entry(path, i, entry)
     return manifest

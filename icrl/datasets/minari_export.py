@@ -194,8 +194,10 @@ def export_minari(dataset: Dataset, dataset_id: str, *, root: Path | None = None
         raise DatasetError("minari is not installed: pip install 'icrl[minari]'") from None
     try:
         parse_dataset_id(dataset_id)
-    except ValueError as err:
-        raise DatasetError(f"{dataset_id!r}: not a Minari dataset id: {err}") from None
+    except (ValueError, TypeError) as err:
+        raise DatasetError(
+            f"{dataset_id!r}: not a Minari dataset id (namespace/name-vN, e.g. icrl/darkroom-v0): {err}"
+        ) from None
 
     with _datasets_path(root):
         folder = Path(get_dataset_path(dataset_id))

@@ -64,58 +64,74 @@ def _read_back(fs: pafs.FileSystem, path: str) -> str:
     return digest.hexdigest()
 
 
-def _tar(root: Path, name: str, out: Path) -> None:
-    """Writes `root` as `out`, a tar of the folder `name/`: sorted, owner-less, time-less (reproducible)."""
+def _tar(root: Path, files: list[str], name: str, out: Path) -> None:
+    """Writes `files` (relative to `root`) as `out`, a tar of the folder `name/`: owner-less and
+    time-less, so the same dataset always gives the same archive."""
     with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
-            info = tarfile.TarInfo(f"{name}/{path.relative_to(root).as_posix()}")
+        for rel in sorted(files):
+            path = root / rel
+            info = tarfile.TarInfo(f"{name}/{rel}")
             info.size, info.mode, info.mtime = path.stat().st_size, 0o644, 0
             with open(path, "rb") as f:
                 tar.addfile(info, f)
 
 
-def publish(dataset: Dataset, dest: str, *, formats: Sequence[Format] | None = None, as_tar: bool = False) -> str:
+def _published(fs: pafs.FileSystem, target: str, as_tar: bool) -> bool:
+    """Whether `target` is a finished publication: the tar, or a folder holding its manifest (written last)."""
+    return _exists(fs, target) if as_tar else _exists(fs, f"{target}/{MANIFEST}")
+
+
+def _send(fs: pafs.FileSystem, src: Path, dst: str) -> None:
+    """Uploads `src` to `dst` and reads it back; raises DatasetError if the bytes differ."""
+    sent = _upload(fs, src, dst)
+    if _read_back(fs, dst) != sent:
+        raise DatasetError(f"{dst}: the bytes read back differ from those written")
+
+
+def publish(
+    dataset: Dataset, dest: str, *, formats: Sequence[Format] | None = None, as_tar: bool = False,
+    filesystem: pafs.FileSystem | None = None,
+) -> str:
     """Writes `dataset` under `dest` as `<dataset_id>/` (or `<dataset_id>.tar`) with the rows in
     `formats` (default: those it holds, converted where missing); returns the written location.
 
-    Refuses to replace an existing publication. Locally the result appears by one rename;
+    `filesystem`, if given, is the pyarrow filesystem `dest` is a path on. Refuses to replace an
+    existing publication. Locally the result appears by one rename;
     on object stores, where there is no rename, `manifest.json` is written last, so a reader
     that finds it finds every file it lists.
     """
-    fs, base = _filesystem(str(dest))
+    fs, base = (filesystem, str(dest)) if filesystem is not None else _filesystem(str(dest))
     name = dataset.id + (".tar" if as_tar else "")
     target = f"{base.rstrip('/')}/{name}"
-    if _exists(fs, target):
+    if _published(fs, target, as_tar):
         raise DatasetError(f"{dest}: {name} is already published there; published datasets are immutable")
     wanted = list(formats) if formats else dataset.formats
+    local = isinstance(fs, pafs.LocalFileSystem)
+    # Locally the files go to a hidden sibling renamed into place at the end; an object store
+    # has no rename, so they go to the target itself, the manifest last.
+    staging = f"{base.rstrip('/')}/.{name}.tmp" if local else target
     with tempfile.TemporaryDirectory(prefix="icrl-publish-") as scratch:
         source = dataset.root
         if sorted(wanted) != sorted(dataset.formats):
             source = Path(scratch) / dataset.id
             convert(dataset, source, wanted)
-        local = isinstance(fs, pafs.LocalFileSystem)
-        staging = f"{base.rstrip('/')}/.{name}.tmp" if local else target
+        files = [entry["path"] for entry in Dataset(source).manifest["files"]]
         fs.create_dir(base, recursive=True)
-        if local:  # left by an interrupted publish
-            _remove(fs, staging)
+        _remove(fs, staging)  # left by an interrupted publish
         try:
             if as_tar:
                 archive = Path(scratch) / name
-                _tar(source, dataset.id, archive)
-                _upload(fs, archive, staging)
+                _tar(source, [*files, MANIFEST], dataset.id, archive)
+                _send(fs, archive, staging)
             else:
-                files = [entry["path"] for entry in Dataset(source).manifest["files"]] + [MANIFEST]
                 fs.create_dir(staging, recursive=True)
-                for rel in files:  # the manifest last
+                for rel in [*files, MANIFEST]:  # the manifest last
                     if "/" in rel:
                         fs.create_dir(f"{staging}/{rel.rsplit('/', 1)[0]}", recursive=True)
-                    sent = _upload(fs, source / rel, f"{staging}/{rel}")
-                    if _read_back(fs, f"{staging}/{rel}") != sent:
-                        raise DatasetError(f"{staging}/{rel}: the bytes read back differ from those written")
+                    _send(fs, source / rel, f"{staging}/{rel}")
             if local:
                 fs.move(staging, target)
         except BaseException:
-            if local:
-                _remove(fs, staging)
+            _remove(fs, staging)
             raise
     return target if "://" not in str(dest) else f"{str(dest).rstrip('/')}/{name}"

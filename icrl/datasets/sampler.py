@@ -28,12 +28,13 @@ class WindowSampler:
     [B, L, ...] arrays: `obs`, `action`, and `prev_action` / `prev_reward`: the action and
     reward of the kept step before, in the same history (across episode boundaries: the last
     reward of an episode is what the next one learns from), and `num_actions` and 0 at a
-    history's first kept step. Continuous actions give a zero vector there.
+    history's first kept step (so `num_actions` is required for discrete actions). Continuous
+    actions give a zero vector there.
     """
 
     def __init__(
         self, store: HistoryStore | Mapping[str, np.ndarray], *, context_length: int, seed: int,
-        num_actions: int = 0, histories: Sequence[int] | None = None, every: int = 1,
+        num_actions: int | None = None, histories: Sequence[int] | None = None, every: int = 1,
     ):
         self.store = store if isinstance(store, HistoryStore) else ArrowStore.from_columns(store)
         if every < 1:
@@ -69,6 +70,8 @@ class WindowSampler:
         self.num_windows = int(self._cum_windows[-1])
         action = self.store.read(int(self._histories[0]), 0, 1, ("action", "obs"))
         self._action_shape = action["action"].shape[1:]
+        if not self._action_shape and num_actions is None:
+            raise ValueError("discrete actions need num_actions: the previous-action token at a history's start")
         self.example_obs = action["obs"][0]
         self.has_expert = "expert_action" in self.store.columns
 

@@ -45,7 +45,8 @@ def run_datasets(
         env=cfg.env.model_dump(),
         license=cfg.datasets.license,
         formats=cfg.datasets.formats,
-        chunk_length=cfg.datasets.chunk_length(cfg.distill),
+        chunk_length=cfg.datasets.hdf5_chunk_length,
+        num_actions=family.env.num_actions if not cfg.env.continuous_actions() else None,
     )
     return _summary(manifest, out)
 

@@ -32,6 +32,7 @@ def run_distill(cfg: Any, dataset: Dataset, stage_dir: Path) -> dict[str, Any]:
     except DatasetError:
         raise
     except ValueError as err:
-        raise ConfigError(f"distill.context_length: {err}") from None
+        where = "distill.context_length" if "no history holds" in str(err) else f"distill ({dataset.root})"
+        raise ConfigError(f"{where}: {err}") from None
     say(f"distill: {sampler.num_windows} windows from the {sampler.store.format} files of {dataset.id}")
     return {"dataset": dataset.id, "format": sampler.store.format, "windows": sampler.num_windows, **train(build_model(spec), sampler, cfg.distill, stage_dir)}
