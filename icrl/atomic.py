@@ -21,28 +21,6 @@ def fsync_dir(folder: Path) -> None:
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
-    """Yields a binary file that appears at `path` only once closed without error.
-
-    The bytes go to `.<name>.tmp` in the same folder, are fsynced, then renamed over
-    `path`; on error the temporary file is removed and `path` is untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)
-
-
-@contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yields a temporary path to write (for libraries that open files by name, like h5py);
     the file appears at `path` only once the block ends without error."""
@@ -58,6 +36,17 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """Yields a binary file that appears at `path` only once closed without error.
+
+    The bytes go to `.<name>.tmp` in the same folder, are fsynced, then renamed over
+    `path`; on error the temporary file is removed and `path` is untouched.
+    """
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        yield f
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:

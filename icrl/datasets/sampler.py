@@ -169,25 +169,23 @@ class WindowSampler:
         ready: queue.Queue = queue.Queue(maxsize=max(1, prefetch))
         stopping = threading.Event()
 
+        def hand_over(item: tuple) -> bool:
+            """Puts `item` in the queue unless the consumer has gone; returns whether it did."""
+            while not stopping.is_set():
+                try:
+                    ready.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
         def produce() -> None:
             try:
                 for index in range(start, stop):
-                    item = make(batch_size, index, **kwargs)
-                    while not stopping.is_set():
-                        try:
-                            ready.put((index, item), timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
-                    if stopping.is_set():
+                    if not hand_over((index, make(batch_size, index, **kwargs))):
                         return
             except BaseException as err:  # handed to the consumer, which raises it
-                while not stopping.is_set():
-                    try:
-                        ready.put((None, err), timeout=0.1)
-                        return
-                    except queue.Full:
-                        continue
+                hand_over((None, err))
 
         thread = threading.Thread(target=produce, name="icrl-prefetch", daemon=True)
         thread.start()
