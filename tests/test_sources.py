@@ -127,3 +127,26 @@ def test_the_gymnax_lists_match_gymnax():
             discrete_obs.add(env_id)
     assert continuous == set(GYMNAX_CONTINUOUS)
     assert discrete_obs == set(GYMNAX_DISCRETE_OBS)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        {"algorithm": "random", "steps": 30},
+        {"algorithm": "noise_curriculum", "episodes": 2, "demonstrator": {"algorithm": "ppo", **SHRINK["ppo"]}},
+    ],
+    ids=["random", "noise_curriculum"],
+)
+def test_sources_collect_on_continuous_actions(source, tmp_path):
+    cfg = parse_config(
+        {
+            "run": {"root": str(tmp_path), "until": "datasets"}, "env": {"id": "Pendulum-v1"}, "tasks": {"heldout": 0},
+            "collect": {"source": source, "histories_per_task": 1, "histories_per_unit": 2, "executor": "serial"},
+        },
+        source="test",
+    )
+    result = run_unit(plan(cfg, tmp_path / "collect")[0])
+    table = read_ipc(tmp_path / "collect" / "shards" / result.path)
+    actions = np.asarray(table["action"].combine_chunks().flatten())
+    assert pa.types.is_fixed_size_list(table.schema.field("action").type)
+    assert (np.abs(actions) <= 2.0).all() and actions.std() > 0  # inside Pendulum's torque bounds, not constant

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
@@ -22,7 +23,7 @@ def discrete_actions(env: Any) -> bool:
 def action_dim(env: Any) -> int:
     """Returns the number of actions (discrete) or the length of the action vector (continuous)."""
     space = env.action_space(env.default_params)
-    return int(space.n) if is_discrete(space) else int(jnp.prod(jnp.asarray(space.shape)))
+    return int(space.n) if is_discrete(space) else math.prod(space.shape)  # static: usable inside jit
 
 
 def action_bounds(env: Any) -> tuple[jax.Array, jax.Array]:
