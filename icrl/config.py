@@ -380,13 +380,20 @@ class DatasetsConfig(Section):
 
 
 class DistillConfig(Section):
-    model: Literal["transformer"] = "transformer"
+    model: Literal["transformer", "s5"] = "transformer"
+    """The backbone: a causal Transformer (KV-cached evaluation) or S5 (recurrent, O(1) per step)."""
     context_length: PositiveInt = 100
     """Transitions per training window (one token each)."""
     embed_dim: PositiveInt = 64
     num_layers: PositiveInt = 2
     num_heads: PositiveInt = 4
+    """Transformer only."""
     mlp_ratio: PositiveInt = 4
+    """Transformer only."""
+    state_size: PositiveInt = 64
+    """S5 only: states per layer (HiPPO-LegS, conjugate pairs: half are kept); even."""
+    scan: Literal["auto", "parallel", "sequential"] = "auto"
+    """S5 only: how training runs the recurrence; auto: sequential on CPUs, parallel on accelerators."""
     dropout: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.0
     batch_size: PositiveInt = 64
     steps: PositiveInt = 2300
@@ -520,7 +527,11 @@ def _check_consistency(cfg: PipelineConfig) -> None:
         raise ConfigError(
             f"distill.data_format: {cfg.distill.data_format} is not among datasets.formats {cfg.datasets.formats}"
         )
-    if cfg.distill.embed_dim % cfg.distill.num_heads or (cfg.distill.embed_dim // cfg.distill.num_heads) % 2:
+    if cfg.distill.model == "s5" and cfg.distill.state_size % 2:
+        raise ConfigError(f"distill.state_size: {cfg.distill.state_size} must be even (S5 keeps one of each conjugate pair)")
+    if cfg.distill.model == "transformer" and (
+        cfg.distill.embed_dim % cfg.distill.num_heads or (cfg.distill.embed_dim // cfg.distill.num_heads) % 2
+    ):
         raise ConfigError(
             f"distill.num_heads: distill.embed_dim {cfg.distill.embed_dim} must split into {cfg.distill.num_heads} "
             "heads of an even width (rotary position encoding rotates pairs of features)"

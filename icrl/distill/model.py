@@ -8,40 +8,45 @@ from typing import Any
 
 from icrl.atomic import write_json
 from icrl.distill.checkpoints import CheckpointError
+from icrl.distill.s5 import S5, S5Policy
 from icrl.distill.transformer import Transformer, TransformerPolicy
 
 MODEL_FILE = "model.json"
 
 
+MODELS = {"transformer": (Transformer, TransformerPolicy), "s5": (S5, S5Policy)}
+
+
 def model_spec(distill: Any, *, num_actions: int, num_obs: int | None) -> dict[str, Any]:
     """Returns the spec of the model that the distill config `distill` trains."""
-    return {
+    spec = {
         "kind": distill.model,
         "num_actions": num_actions,
         "num_obs": num_obs,
         "context_length": distill.context_length,
         "dim": distill.embed_dim,
         "num_layers": distill.num_layers,
-        "num_heads": distill.num_heads,
-        "mlp_ratio": distill.mlp_ratio,
         "dropout": distill.dropout,
     }
+    if distill.model == "s5":
+        return spec | {"state_size": distill.state_size, "scan": distill.scan}
+    return spec | {"num_heads": distill.num_heads, "mlp_ratio": distill.mlp_ratio}
 
 
-def build_model(spec: dict[str, Any]) -> Transformer:
+def build_model(spec: dict[str, Any]) -> Transformer | S5:
     """Returns the (unbound) Flax module described by `spec`."""
     kind = spec.get("kind")
-    if kind != "transformer":
+    if kind not in MODELS:
         raise CheckpointError(f"{MODEL_FILE}: unknown model kind {kind!r}")
     try:
-        return Transformer(**{k: v for k, v in spec.items() if k != "kind"})
+        return MODELS[kind][0](**{k: v for k, v in spec.items() if k != "kind"})
     except TypeError as err:
         raise CheckpointError(f"{MODEL_FILE}: not a model spec this icrl understands ({err})") from None
 
 
-def build_policy(spec: dict[str, Any]) -> TransformerPolicy:
+def build_policy(spec: dict[str, Any]) -> TransformerPolicy | S5Policy:
     """Returns the step-by-step inference wrapper of the model described by `spec`."""
-    return TransformerPolicy(build_model(spec))
+    return MODELS[spec["kind"]][1](build_model(spec))
 
 
 def save_spec(folder: Path, spec: dict[str, Any]) -> None:
