@@ -422,6 +422,8 @@ class EvaluateConfig(Section):
     reference_episodes: PositiveInt = 200
     """Episodes per task used to measure the random and π_data reference returns."""
     seed: Seed = 0
+    compare_with: list[str] = []
+    """Other run folders whose evaluated curves the report draws beside this run's (e.g. another backbone)."""
 
 
 class PipelineConfig(Section):

@@ -143,3 +143,19 @@ def test_ray_collect_gives_the_same_bytes_as_serial(serial_run, tmp_path):
     serial = json.loads((cfg_serial.run_dir / "datasets" / "tiny-v1" / "manifest.json").read_text())["files"]
     ray_files = json.loads((cfg.run_dir / "datasets" / "tiny-v1" / "manifest.json").read_text())["files"]
     assert serial == ray_files
+
+
+def test_the_report_draws_another_run_beside_this_one(serial_run, tmp_path):
+    from icrl.evaluate.report import render_report, write_report
+    from icrl.evaluate.stage import compared_run
+
+    cfg, _ = serial_run
+    summary = json.loads((cfg.run_dir / "evaluate" / "summary.json").read_text())
+    other = compared_run(cfg.run_dir)
+    assert other["model"] == "transformer" and other["heldout"]["last5_mean"] == summary["heldout"]["last5_mean"]
+    summary["compare"] = [other, compared_run(tmp_path / "no-such-run")]
+    text = render_report(summary)
+    assert f"- heldout, transformer of `{cfg.run_dir}`: episode 1" in text and "(1.00× of it)" in text
+    assert "no-such-run/evaluate/summary.json is not a finished evaluation" in text
+    write_report(tmp_path, summary)
+    assert (tmp_path / "returns.png").read_bytes()[:4] == b"\x89PNG"

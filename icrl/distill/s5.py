@@ -135,16 +135,32 @@ class S5Layer(nn.Module):
         return y, xs[..., -1, :]
 
 
+def timescales(context_length: int) -> tuple[float, float]:
+    """Returns the (dt_min, dt_max) range the timesteps are drawn from, matched to the training context.
+
+    S5's usual range, [0.001, 0.1], suits sequences of thousands of steps. On shorter
+    contexts its slowest states act as integrators that never decay within a training
+    window, so a model run for longer than it was trained on (evaluation across many
+    episodes) drives them beyond anything it has seen. With dt_min = 4 / context the
+    slowest state decays by e^-2 within one context (every eigenvalue's real part is -1/2),
+    so a long run stays in the range of states training saw.
+    """
+    dt_min = min(max(4.0 / context_length, 0.001), 0.1)
+    return dt_min, max(0.1, 10 * dt_min)
+
+
 class S5Block(nn.Module):
     """LayerNorm, S5, GELU, gated linear unit, dropout, residual."""
 
     state_size: int
     scan: str
     dropout: float
+    dt_min: float = 0.001
+    dt_max: float = 0.1
 
     @nn.compact
     def __call__(self, x, reset, x0, *, deterministic: bool):
-        h, last = S5Layer(self.state_size, self.scan)(nn.LayerNorm()(x), reset, x0)
+        h, last = S5Layer(self.state_size, self.scan, self.dt_min, self.dt_max)(nn.LayerNorm()(x), reset, x0)
         h = nn.gelu(h)
         h = nn.Dense(x.shape[-1])(h) * jax.nn.sigmoid(nn.Dense(x.shape[-1])(h))
         return x + nn.Dropout(self.dropout)(h, deterministic=deterministic), last
@@ -176,9 +192,10 @@ class S5(nn.Module):
         x = nn.Dropout(self.dropout)(x, deterministic=deterministic)
         reset = prev_action == self.num_actions
         scan = resolve_scan(self.scan)
+        dt_min, dt_max = timescales(self.context_length)
         last = []
         for i in range(self.num_layers):
-            x, x_last = S5Block(self.state_size, scan, self.dropout)(
+            x, x_last = S5Block(self.state_size, scan, self.dropout, dt_min, dt_max)(
                 x, reset, None if state is None else state[i], deterministic=deterministic
             )
             last.append(x_last)

@@ -50,6 +50,12 @@ def plot_returns(path: Path, summary: dict[str, Any], title: str) -> None:
     ):
         if refs.get(key) is not None:
             ax.axhline(refs[key], color=color, ls="--", lw=1.2, label=f"{label}: {refs[key]:.2f}")
+    for other, color in zip(summary.get("compare", []), ("tab:purple", "tab:brown", "tab:pink", "tab:olive")):
+        for split, ls in (("heldout", "-"), ("train", ":")):
+            if split in other:
+                curve = other[split]["returns_per_episode"]
+                label = f"{other['model']} ({Path(other['run']).name}), {'held-out' if split == 'heldout' else 'training'}"
+                ax.plot(np.arange(1, len(curve) + 1), curve, color=color, ls=ls, lw=1.2, label=label)
     # The source's own curve over as many episodes as the model had: who learns faster.
     curve = (refs.get("source_curve") or [])[: summary["episodes"]]
     if curve:
@@ -98,6 +104,19 @@ def render_report(summary: dict[str, Any]) -> str:
         f"- π_data, the best policy in the data ({refs['pi_data_from']}): {_figure(refs['pi_data'], 'no episodes')}",
         "",
     ]
+    for other in summary.get("compare", []):
+        if "missing" in other:
+            lines += [f"Comparison with {other['run']}: {other['missing']}.", ""]
+            continue
+        for split in ("heldout", "train"):
+            if split in other and split in summary:
+                mine, theirs = summary[split]["last5_mean"], other[split]["last5_mean"]
+                ratio = f" ({mine / theirs:.2f}× of it)" if theirs else ""
+                lines.append(
+                    f"- {split}, {other['model']} of `{other['run']}`: episode 1 {other[split]['episode_1']:.2f}, "
+                    f"last 5 {theirs:.2f}; this {summary['model']}: {mine:.2f}{ratio}"
+                )
+        lines.append("")
     if "heldout" in summary and refs["pi_data"]:
         ratio = summary["heldout"]["last5_mean"] / refs["pi_data"]
         lines.append(f"On held-out tasks the last five episodes reach {ratio:.2f}× π_data.")

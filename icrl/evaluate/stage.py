@@ -51,6 +51,21 @@ def _finished_result(path: Path, fingerprint: str) -> dict[str, Any] | None:
     return result if isinstance(result, dict) and result.get("fingerprint") == fingerprint else None
 
 
+def compared_run(run: Path) -> dict[str, Any]:
+    """Returns the figures of another run's evaluation for the report, or why there are none."""
+    path = run / "evaluate" / "summary.json"
+    try:
+        other = json.loads(path.read_text())
+        return {
+            "run": str(run), "model": other["model"], "checkpoint_step": other["checkpoint_step"],
+            **{split: {k: other[split][k] for k in ("returns_per_episode", "episode_1", "last5_mean")}
+               for split in (HELDOUT, TRAIN) if split in other},
+        }
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        say(f"evaluate: cannot compare with {run}: {path} is not a finished evaluation ({err})")
+        return {"run": str(run), "missing": f"{path} is not a finished evaluation"}
+
+
 def run_evaluate(cfg: Any, dataset: Dataset, distill_dir: Path, stage_dir: Path, fingerprint: str) -> dict[str, Any]:
     """Evaluates the distilled model; skips splits whose result file is already written."""
     ev = cfg.evaluate
@@ -103,6 +118,7 @@ def run_evaluate(cfg: Any, dataset: Dataset, distill_dir: Path, stage_dir: Path,
         "source": source.algorithm, "source_curve": source_curve(dataset),
     }
     summary["policy"] = {"rule": ev.policy, "temperature": ev.temperature if ev.policy == "sample" else None}
+    summary["compare"] = [compared_run(Path(run)) for run in ev.compare_with]
     summary.update(
         {"dataset": dataset.id, "model": spec["kind"], "checkpoint_step": step, "episodes": ev.episodes}
     )
