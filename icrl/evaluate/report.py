@@ -33,7 +33,8 @@ def plot_returns(path: Path, summary: dict[str, Any], title: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
-    styles = {"heldout": ("tab:blue", "model, held-out tasks"), "train": ("tab:cyan", "model, training tasks")}
+    model = summary.get("model", "model")
+    styles = {"heldout": ("tab:blue", f"{model}, held-out tasks"), "train": ("tab:cyan", f"{model}, training tasks")}
     for split, (color, label) in styles.items():
         if split not in summary:
             continue
