@@ -87,10 +87,10 @@ def _run(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     from icrl.config import load_config
-    from icrl.pipeline import stage_dirs
+    from icrl.pipeline import describe_stages
 
-    for stage, sd in stage_dirs(load_config(args.config)).items():
-        print(f"{stage:9s} {sd.status():8s} {sd.path}")
+    for stage, status, detail, path in describe_stages(load_config(args.config)):
+        print(f"{stage:9s} {status:8s} {path}" + (f"  ({detail})" if detail else ""))
     return 0
 
 

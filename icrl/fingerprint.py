@@ -17,20 +17,28 @@ def fingerprint(stage: str, settings: Any, upstream: str | None = None) -> str:
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
 
 
-def stage_fingerprints(cfg: Any) -> dict[str, str]:
-    """Returns the fingerprint of every stage of the pipeline `cfg`, in stage order."""
+def stage_settings(cfg: Any) -> dict[str, dict[str, Any]]:
+    """Returns, per stage in order, what its fingerprint covers: its own settings and code version."""
     from icrl.datasets.schema import SCHEMA_VERSION
 
-    collect = fingerprint(
-        "collect",
-        {
+    own = {
+        "collect": {
             "schema": SCHEMA_VERSION,
             "env": cfg.env.model_dump(),
             "tasks": cfg.tasks.model_dump(),
             "collect": cfg.collect.fingerprint_fields(),
         },
-    )
-    datasets = fingerprint("datasets", cfg.datasets.model_dump(), collect)
-    distill = fingerprint("distill", cfg.distill.model_dump(), datasets)
-    evaluate = fingerprint("evaluate", cfg.evaluate.model_dump(), distill)
-    return {"collect": collect, "datasets": datasets, "distill": distill, "evaluate": evaluate}
+        "datasets": cfg.datasets.model_dump(),
+        "distill": cfg.distill.model_dump(),
+        "evaluate": cfg.evaluate.model_dump(),
+    }
+    return {stage: {"settings": settings, "code": CODE_VERSIONS[stage]} for stage, settings in own.items()}
+
+
+def stage_fingerprints(cfg: Any) -> dict[str, str]:
+    """Returns the fingerprint of every stage of the pipeline `cfg`, in stage order."""
+    fingerprints: dict[str, str] = {}
+    upstream = None
+    for stage, described in stage_settings(cfg).items():
+        upstream = fingerprints[stage] = fingerprint(stage, described["settings"], upstream)
+    return fingerprints

@@ -24,7 +24,7 @@ from icrl.atomic import write_text
 from icrl.config import STAGES, PipelineConfig
 from icrl.console import say
 from icrl.errors import IcrlError
-from icrl.fingerprint import stage_fingerprints
+from icrl.fingerprint import stage_fingerprints, stage_settings
 from icrl.stage_dir import StageDir
 
 _PACKAGES = ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint", "gymnax", "ray", "pyarrow", "h5py", "numpy")
@@ -35,9 +35,45 @@ class PipelineError(IcrlError, RuntimeError):
 
 
 def stage_dirs(cfg: PipelineConfig) -> dict[str, StageDir]:
-    """Returns each stage's folder with its current fingerprint."""
-    fps = stage_fingerprints(cfg)
-    return {stage: StageDir(cfg.run_dir / stage, fps[stage]) for stage in STAGES}
+    """Returns each stage's folder with its current fingerprint and what that fingerprint covers."""
+    fps, described = stage_fingerprints(cfg), stage_settings(cfg)
+    dirs = {}
+    for i, stage in enumerate(STAGES):
+        before = STAGES[i - 1] if i else None
+        dirs[stage] = StageDir(
+            cfg.run_dir / stage, fps[stage], described[stage], fps[before] if before else None, before
+        )
+    return dirs
+
+
+def stage_progress(cfg: PipelineConfig, stage: str, sd: StageDir) -> str:
+    """Returns how far a partial stage got, in words."""
+    if stage == "collect":
+        from icrl.collect.ledger import read_ledger
+
+        pairs = (cfg.env.task_count() - cfg.tasks.heldout) * cfg.collect.histories_per_task
+        total = -(-pairs // cfg.collect.histories_per_unit)
+        return f"{len(read_ledger(sd.path, sd.fingerprint, quiet=True))} of {total} units collected"
+    if stage == "distill":
+        steps = [int(p.name) for p in (sd.path / "checkpoints").glob("*") if p.name.isdigit()]
+        if not steps:
+            return f"no checkpoint yet of {cfg.distill.steps} steps"
+        return f"checkpoint at step {max(steps)} of {cfg.distill.steps}"
+    if stage == "evaluate":
+        splits = 1 + (cfg.evaluate.train_tasks > 0) if cfg.tasks.heldout else 1
+        done = len(list((sd.path / "results").glob("*.json")))
+        return f"{done} of {splits} evaluation splits written"
+    return "interrupted while building"
+
+
+def describe_stages(cfg: PipelineConfig) -> list[tuple[str, str, str, Path]]:
+    """Returns (stage, status, detail, folder) per stage: done / partial (how far) / stale (why) / pending."""
+    rows = []
+    for stage, sd in stage_dirs(cfg).items():
+        status = sd.status()
+        detail = {"partial": lambda: stage_progress(cfg, stage, sd), "stale": sd.why_stale}.get(status, lambda: "")()
+        rows.append((stage, status, detail, sd.path))
+    return rows
 
 
 def _git_sha() -> str | None:

@@ -102,3 +102,37 @@ def test_importing_icrl_does_no_jax_work_so_ray_can_start_first():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.stdout.split() == ["False", "False"], result.stderr
+
+
+def test_status_says_why_a_stage_is_stale_and_how_far_a_partial_one_got(tmp_path, capsys):
+    from icrl.cli import main
+    from icrl.config import parse_config
+    from icrl.pipeline import run_pipeline
+
+    data = tiny_data(tmp_path / "runs", run={"until": "datasets"}, collect={"executor": "serial"})
+    run_pipeline(parse_config(data, source="test"))
+    config = tmp_path / "pipeline.yaml"
+
+    def status() -> dict[str, str]:
+        config.write_text(yaml.safe_dump(data))
+        assert main(["status", str(config)]) == 0
+        return {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+
+    lines = status()
+    assert lines["collect"].split()[1] == "done" and lines["distill"].split()[1] == "pending"
+    data["datasets"]["license"] = "CC0-1.0"
+    lines = status()
+    assert "stale" in lines["datasets"] and "settings changed: license 'CC-BY-4.0' -> 'CC0-1.0'" in lines["datasets"]
+    data["datasets"]["license"] = "CC-BY-4.0"
+    data["collect"]["seed"] = 7
+    lines = status()
+    assert "settings changed: collect.seed 0 -> 7" in lines["collect"]
+    assert "the collect stage it builds on changed" in lines["datasets"]
+    data["collect"]["seed"] = 0
+    collect = tmp_path / "runs" / "tiny" / "collect"
+    (collect / "_SUCCESS.json").unlink()  # as if the run was killed after two shards were lost
+    for shard in sorted((collect / "shards").glob("*.arrow"))[:2]:
+        shard.unlink()
+    lines = status()
+    units = len(list((collect / "shards").glob("*.arrow")))
+    assert f"partial" in lines["collect"] and f"({units} of {units + 2} units collected)" in lines["collect"]

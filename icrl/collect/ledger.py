@@ -27,8 +27,11 @@ class UnitResult:
     histories: int
 
 
-def read_ledger(stage_dir: Path, fingerprint: str) -> dict[int, UnitResult]:
-    """Returns the finished units recorded in the ledger whose shard is still intact on disk."""
+def read_ledger(stage_dir: Path, fingerprint: str, *, quiet: bool = False) -> dict[int, UnitResult]:
+    """Returns the finished units recorded in the ledger whose shard is still intact on disk.
+
+    Says which shards are missing or damaged unless `quiet`.
+    """
     try:
         ledger = json.loads((stage_dir / LEDGER).read_text())
         if ledger.get("fingerprint") != fingerprint:
@@ -41,7 +44,7 @@ def read_ledger(stage_dir: Path, fingerprint: str) -> dict[int, UnitResult]:
         shard = stage_dir / "shards" / result.path
         if shard.is_file() and shard.stat().st_size == result.bytes and sha256_file(shard) == result.sha256:
             finished[result.index] = result
-        else:
+        elif not quiet:
             say(f"collect: shard {shard} is missing or damaged; it will be collected again")
     return finished
 
