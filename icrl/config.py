@@ -446,7 +446,23 @@ class ConfigError(BadInputError, ValueError):
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
-    """A YAML loader that refuses a key written twice in one mapping."""
+    """A YAML loader that refuses a key written twice in one mapping, and nesting past MAX_DEPTH."""
+
+    MAX_DEPTH = 64  # PyYAML composes nodes recursively: deep enough nesting is a RecursionError
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self._depth += 1
+        try:
+            if self._depth > self.MAX_DEPTH:
+                line = self.peek_event().start_mark.line + 1
+                raise ConfigError(f"line {line}: nested more than {self.MAX_DEPTH} levels deep")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
@@ -550,7 +566,7 @@ _UNION_PARENTS = {"env", "source", "demonstrator"}
 def _key_path(loc: tuple[Any, ...]) -> str:
     """Returns the dotted key path of a pydantic error location, without the union tags pydantic inserts."""
     parts = [p for i, p in enumerate(loc) if not (i and loc[i - 1] in _UNION_PARENTS and p in _UNION_TAGS)]
-    return ".".join(str(part) for part in parts) or "(top level)"
+    return ".".join(str(part) if str(part).isprintable() else repr(part) for part in parts) or "(top level)"
 
 
 def _message(error: dict[str, Any]) -> str:
@@ -561,7 +577,7 @@ def _message(error: dict[str, Any]) -> str:
     if kind == "union_tag_not_found":
         return "missing: say which one"
     if kind == "union_tag_invalid":
-        return f"unknown value {ctx.get('tag')}; one of {ctx.get('expected_tags', '')}"
+        return f"unknown value {ctx.get('tag')!r}; one of {ctx.get('expected_tags', '')}"
     return error["msg"].removeprefix("Value error, ")
 
 
@@ -592,9 +608,9 @@ def load_config(path: str | Path) -> PipelineConfig:
     path = Path(path)
     try:
         text = path.read_text()
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         raise ConfigError(f"{path}: no such file") from None
-    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as err:
+    except (OSError, UnicodeDecodeError) as err:  # a folder, no permission, a name too long, not UTF-8
         raise ConfigError(f"{path}: cannot read: {err}") from None
     try:
         data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
@@ -602,8 +618,14 @@ def load_config(path: str | Path) -> PipelineConfig:
         raise ConfigError(f"{path}: {err}") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark else ""
-        raise ConfigError(f"{path}: {where}not valid YAML ({getattr(err, 'problem', err)})") from None
+        if isinstance(err, yaml.reader.ReaderError):  # a control character: no mark, a two-line str()
+            line: int | None = text.count("\n", 0, err.position) + 1
+            problem = f"unacceptable character #x{err.character:04x}: {err.reason}"
+        else:
+            line = mark.line + 1 if mark else None
+            problem = getattr(err, "problem", None) or str(err).replace("\n", " ")
+        where = f"line {line}: " if line else ""
+        raise ConfigError(f"{path}: {where}not valid YAML ({problem})") from None
     return parse_config(data, source=str(path))
 
 
