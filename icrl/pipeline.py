@@ -151,6 +151,10 @@ def run_pipeline(
             status = sd.status()
             if stage == "collect" and status == "done" and not _shards_intact(sd):
                 status = "partial"  # a shard was lost or damaged since: collect it again
+            if stage == "datasets" and status == "done" and not _dataset_intact(cfg, sd):
+                say(f"datasets: {cfg.datasets.dataset_id} no longer matches its manifest; building it again")
+                shutil.rmtree(sd.path / cfg.datasets.dataset_id)
+                status = "partial"
             if status == "done" and stage not in force:
                 say(f"{stage}: up to date (fingerprint {sd.fingerprint[:12]}), skipped")
                 outcome[stage] = "skipped"
@@ -165,8 +169,8 @@ def run_pipeline(
                 sd.begin(keep=True)
                 if stage in force:
                     shutil.rmtree(sd.path / cfg.datasets.dataset_id, ignore_errors=True)
-            else:
-                sd.begin(fresh=stage in force)
+            else:  # a partial stage keeps its work (a done collect with a damaged shard keeps the others)
+                sd.begin(fresh=stage in force, keep=status == "partial" and stage not in force)
             started = time.monotonic()
             summary = _run_stage(stage, cfg, dirs, ray_address=ray_address)
             summary["wall_s"] = round(time.monotonic() - started, 2)
@@ -181,6 +185,18 @@ def _shards_intact(collect: StageDir) -> bool:
     from icrl.collect.ledger import read_ledger
 
     return len(read_ledger(collect.path, collect.fingerprint)) == collect.success().get("units")
+
+
+def _dataset_intact(cfg: PipelineConfig, datasets: StageDir) -> bool:
+    """Returns whether the finished dataset still matches its manifest (sizes, sha256, schema)."""
+    from icrl.datasets.manifest import DatasetError
+    from icrl.datasets.verify import verify
+
+    try:
+        verify(datasets.path / cfg.datasets.dataset_id)
+    except DatasetError:
+        return False
+    return True
 
 
 def _open_dataset(cfg: PipelineConfig, dirs: dict[str, StageDir]):

@@ -86,7 +86,7 @@ class RayExecutor:
                 done, pending = ray.wait(pending, num_returns=1)
                 try:
                     result = ray.get(done[0])
-                except ray.exceptions.RayTaskError as err:
+                except ray.exceptions.RayError as err:  # a failed task, or a worker that died past its retries
                     raise ExecutorError(f"a unit failed on a Ray worker: {err}") from None
                 yield result
         finally:

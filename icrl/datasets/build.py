@@ -133,7 +133,7 @@ def write_rows(
 ) -> list[FileInfo]:
     """Writes the rows that `shards()` yields in each of `formats` under `root`; returns their FileInfos.
 
-    `ipc_sources`, where given, are IPC shards already in the dataset's schema: they are linked
+    `ipc_sources`, where given, are IPC shards already in the dataset's schema: they are copied
     into place instead of rewritten.
     """
     unknown = sorted(set(formats) - set(FORMATS))
@@ -162,11 +162,9 @@ def write_rows(
 
 
 def _place(src: Path, dst: Path) -> None:
-    """Puts the immutable file `src` at `dst`: a hard link where possible, else a copy."""
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copyfile(src, dst)
+    """Copies `src` to `dst`. Not a hard link: the dataset must not change when a collect
+    shard is damaged in place (or repaired) later."""
+    shutil.copyfile(src, dst)
 
 
 def _ipc_shards(paths: Sequence[Path]) -> Iterator[tuple[int, pa.Table]]:
