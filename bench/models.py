@@ -6,7 +6,8 @@ Both models are the default pipeline's, at similar parameter counts: the Transfo
 pipeline.yaml (2 layers, width 64) and S5 of pipelines/darkroom-s5.yaml (6 layers, width 64,
 64 states). Evaluation runs the real in-context rollout on Dark Room (the environment step
 included), one stream, for twice the context length (so the Transformer's window fills and
-slides) and reports milliseconds per environment step, after compilation. S5 has no window:
+slides) and reports milliseconds per environment step: the median of five calls, after
+compilation. S5 has no window:
 its per-step cost does not depend on how long it has run. Training times the real jitted
 train step on batches of 8,192 transitions (batch size = 8192 / context), after
 compilation. The last line is one JSON object.
@@ -39,7 +40,7 @@ def main() -> None:
     from icrl.config import DistillConfig
     from icrl.distill.model import build_model, build_policy, model_spec
     from icrl.distill.trainer import init_state, make_optimizer, make_train_step
-    from icrl.envs import make_env
+    from icrl.envs import make_env, spaces
     from icrl.config import DarkRoomConfig
     from icrl.evaluate.rollout import make_rollout
 
@@ -61,15 +62,19 @@ def main() -> None:
             state = init_state(model, optimizer, np.int32(0), seed=0)
             count = sum(x.size for x in jax.tree.leaves(state.params))
 
-            # evaluation: one in-context rollout of 2 x context steps
-            episodes = max(1, 2 * context // 20)
+            # evaluation: in-context rollouts of 2 x context steps; the median of 5 timed calls
+            length = spaces.episode_steps(env)
+            episodes = max(1, 2 * context // length)
             rollout = jax.jit(
                 make_rollout(build_policy(spec), env, episodes=episodes, policy="sample", temperature=0.5)
             )
             jax.block_until_ready(rollout(state.params, env_params, jax.random.key(0)))  # compile
-            start = time.perf_counter()
-            jax.block_until_ready(rollout(state.params, env_params, jax.random.key(1)))
-            eval_ms = (time.perf_counter() - start) / (episodes * 20) * 1000
+            seconds = []
+            for call in range(5):
+                start = time.perf_counter()
+                jax.block_until_ready(rollout(state.params, env_params, jax.random.key(1 + call)))
+                seconds.append(time.perf_counter() - start)
+            eval_ms = float(np.median(seconds)) / (episodes * length) * 1000
 
             # training: the real train step on random tokens of the same shapes as windows
             b = distill.batch_size

@@ -409,6 +409,12 @@ class DistillConfig(Section):
     data_format: Literal["auto", "ipc", "parquet", "hdf5"] = "auto"
     """The dataset format windows are read from; auto: the fastest the dataset holds."""
 
+    def fingerprint_fields(self) -> dict[str, Any]:
+        """Returns the settings that decide the trained model: not the other backbone's, nor
+        the scan (parallel and sequential compute the same function)."""
+        other = {"state_size"} if self.model == "transformer" else {"num_heads", "mlp_ratio"}
+        return self.model_dump(exclude={"scan", *other})
+
 
 class EvaluateConfig(Section):
     episodes: PositiveInt = 40
@@ -424,6 +430,10 @@ class EvaluateConfig(Section):
     seed: Seed = 0
     compare_with: list[str] = []
     """Other run folders whose evaluated curves the report draws beside this run's (e.g. another backbone)."""
+
+    def fingerprint_fields(self) -> dict[str, Any]:
+        """Returns the settings that decide the evaluation (not which other runs the report shows)."""
+        return self.model_dump(exclude={"compare_with"})
 
 
 class PipelineConfig(Section):

@@ -29,8 +29,8 @@ def stage_settings(cfg: Any) -> dict[str, dict[str, Any]]:
             "collect": cfg.collect.fingerprint_fields(),
         },
         "datasets": cfg.datasets.model_dump(),
-        "distill": cfg.distill.model_dump(),
-        "evaluate": cfg.evaluate.model_dump(),
+        "distill": cfg.distill.fingerprint_fields(),
+        "evaluate": cfg.evaluate.fingerprint_fields(),
     }
     return {stage: {"settings": settings, "code": CODE_VERSIONS[stage]} for stage, settings in own.items()}
 

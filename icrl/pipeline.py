@@ -151,12 +151,16 @@ def run_pipeline(
             status = sd.status()
             if stage == "collect" and status == "done" and not _shards_intact(sd):
                 status = "partial"  # a shard was lost or damaged since: collect it again
-            if stage == "datasets" and status == "done" and not _dataset_intact(cfg, sd):
-                say(f"datasets: {cfg.datasets.dataset_id} no longer matches its manifest; building it again")
-                shutil.rmtree(sd.path / cfg.datasets.dataset_id)
+            if stage == "datasets" and status == "done" and stage not in force and not _dataset_intact(cfg, sd):
+                say(f"datasets: {cfg.datasets.dataset_id} is missing or no longer matches its manifest; building it again")
+                shutil.rmtree(sd.path / cfg.datasets.dataset_id, ignore_errors=True)
                 status = "partial"
             if status == "done" and stage not in force:
                 say(f"{stage}: up to date (fingerprint {sd.fingerprint[:12]}), skipped")
+                if stage == "evaluate":
+                    from icrl.evaluate.compare import refresh_comparison
+
+                    refresh_comparison(cfg.evaluate.compare_with, sd.path)  # the other runs may have changed
                 outcome[stage] = "skipped"
                 continue
             reason = {"partial": "resuming", "stale": "settings changed, recomputing", "pending": "starting"}.get(

@@ -103,3 +103,18 @@ def test_an_empty_file_gives_the_defaults(tmp_path):
 def test_every_default_round_trips_through_yaml():
     cfg = PipelineConfig()
     assert parse_config(yaml.safe_load(yaml.safe_dump(cfg.model_dump(mode="json")))) == cfg
+
+
+def test_settings_that_do_not_change_a_stage_s_output_leave_its_fingerprint_alone():
+    from icrl.fingerprint import stage_fingerprints
+
+    base = stage_fingerprints(PipelineConfig())
+    same = [
+        {"distill": {"scan": "parallel"}},  # both scans compute the same function
+        {"distill": {"state_size": 16}},  # an S5 setting, for the Transformer
+        {"evaluate": {"compare_with": ["runs/other"]}},  # only what the report draws beside
+    ]
+    for data in same:
+        assert stage_fingerprints(parse_config(data, source="test")) == base, data
+    changed = stage_fingerprints(parse_config({"distill": {"model": "s5", "num_layers": 6}}, source="test"))
+    assert changed["distill"] != base["distill"] and changed["datasets"] == base["datasets"]

@@ -147,7 +147,7 @@ def test_ray_collect_gives_the_same_bytes_as_serial(serial_run, tmp_path):
 
 def test_the_report_draws_another_run_beside_this_one(serial_run, tmp_path):
     from icrl.evaluate.report import render_report, write_report
-    from icrl.evaluate.stage import compared_run
+    from icrl.evaluate.compare import compared_run
 
     cfg, _ = serial_run
     summary = json.loads((cfg.run_dir / "evaluate" / "summary.json").read_text())
@@ -159,3 +159,32 @@ def test_the_report_draws_another_run_beside_this_one(serial_run, tmp_path):
     assert "no-such-run/evaluate/summary.json is not a finished evaluation" in text
     write_report(tmp_path, summary)
     assert (tmp_path / "returns.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_deleted_dataset_folder_is_built_again_forced_or_not(tmp_path):
+    import shutil
+
+    cfg = parse_config(tiny_data(tmp_path / "runs", run={"until": "datasets"}, collect={"executor": "serial"}), source="test")
+    run_pipeline(cfg)
+    folder = cfg.run_dir / "datasets" / "tiny-v1"
+    files = json.loads((folder / "manifest.json").read_text())["files"]
+    shutil.rmtree(folder)
+    assert run_pipeline(cfg)["datasets"] != "skipped"
+    assert verify(folder)["files"] == files
+    shutil.rmtree(folder)
+    run_pipeline(cfg, force={"datasets"})
+    assert verify(folder)["files"] == files
+
+
+def test_a_skipped_evaluation_redraws_its_comparison(serial_run, tmp_path):
+    cfg, _ = serial_run
+    other = cfg.model_copy(update={"evaluate": cfg.evaluate.model_copy(update={"compare_with": [str(tmp_path / "later")]})})
+    outcome = run_pipeline(other)  # compare_with is not part of the fingerprint: nothing reruns
+    assert outcome["evaluate"] == "skipped"
+    assert "later/evaluate/summary.json is not a finished evaluation" in (cfg.run_dir / "evaluate" / "report.md").read_text()
+    shutil_copy = __import__("shutil").copytree
+    shutil_copy(cfg.run_dir / "evaluate", tmp_path / "later" / "evaluate")  # the other run finishes later
+    run_pipeline(other)
+    assert "- heldout, transformer of" in (cfg.run_dir / "evaluate" / "report.md").read_text()
+    run_pipeline(cfg)  # and without the comparison the report is as before
+    assert "transformer of" not in (cfg.run_dir / "evaluate" / "report.md").read_text()

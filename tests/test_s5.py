@@ -28,6 +28,11 @@ def s5():
 
 def test_hippo_legs_eigenvalues_have_real_part_minus_half_in_conjugate_pairs():
     values, vectors = hippo_legs_diagonal(8)
+    n = np.arange(8)
+    p = np.sqrt(n + 0.5)
+    normal = np.where(n[:, None] > n[None, :], -np.outer(p, p), np.outer(p, p))
+    np.fill_diagonal(normal, -0.5)
+    np.testing.assert_allclose(vectors @ np.diag(values) @ vectors.conj().T, normal, atol=1e-9)  # S5's HiPPO-N
     np.testing.assert_allclose(values.real, -0.5)
     np.testing.assert_allclose(np.sort(values.imag), np.sort(-values.imag), atol=1e-9)
     np.testing.assert_allclose(vectors.conj().T @ vectors, np.eye(8), atol=1e-9)  # unitary

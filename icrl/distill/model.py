@@ -46,7 +46,8 @@ def build_model(spec: dict[str, Any]) -> Transformer | S5:
 
 def build_policy(spec: dict[str, Any]) -> TransformerPolicy | S5Policy:
     """Returns the step-by-step inference wrapper of the model described by `spec`."""
-    return MODELS[spec["kind"]][1](build_model(spec))
+    model = build_model(spec)  # refuses an unknown kind with a CheckpointError
+    return MODELS[spec["kind"]][1](model)
 
 
 def save_spec(folder: Path, spec: dict[str, Any]) -> None:

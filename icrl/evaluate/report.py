@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,8 @@ def plot_returns(path: Path, summary: dict[str, Any], title: str) -> None:
     ):
         if refs.get(key) is not None:
             ax.axhline(refs[key], color=color, ls="--", lw=1.2, label=f"{label}: {refs[key]:.2f}")
-    for other, color in zip(summary.get("compare", []), ("tab:purple", "tab:brown", "tab:pink", "tab:olive")):
+    colors = itertools.cycle(("tab:purple", "tab:brown", "tab:pink", "tab:olive"))
+    for other, color in zip(summary.get("compare", []), colors):
         for split, ls in (("heldout", "-"), ("train", ":")):
             if split in other:
                 curve = other[split]["returns_per_episode"]

@@ -18,6 +18,7 @@ from icrl.distill.trainer import load_params
 from icrl.envs import make_family
 from icrl.envs.tasks import HELDOUT, TRAIN, Task
 from icrl.evaluate.references import data_policy_return, reference_returns
+from icrl.evaluate.compare import compared_run
 from icrl.evaluate.report import split_summary, write_report
 from icrl.evaluate.rollout import make_rollout
 
@@ -49,21 +50,6 @@ def _finished_result(path: Path, fingerprint: str) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return result if isinstance(result, dict) and result.get("fingerprint") == fingerprint else None
-
-
-def compared_run(run: Path) -> dict[str, Any]:
-    """Returns the figures of another run's evaluation for the report, or why there are none."""
-    path = run / "evaluate" / "summary.json"
-    try:
-        other = json.loads(path.read_text())
-        return {
-            "run": str(run), "model": other["model"], "checkpoint_step": other["checkpoint_step"],
-            **{split: {k: other[split][k] for k in ("returns_per_episode", "episode_1", "last5_mean")}
-               for split in (HELDOUT, TRAIN) if split in other},
-        }
-    except (OSError, ValueError, KeyError, TypeError) as err:
-        say(f"evaluate: cannot compare with {run}: {path} is not a finished evaluation ({err})")
-        return {"run": str(run), "missing": f"{path} is not a finished evaluation"}
 
 
 def run_evaluate(cfg: Any, dataset: Dataset, distill_dir: Path, stage_dir: Path, fingerprint: str) -> dict[str, Any]:
