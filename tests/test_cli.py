@@ -135,4 +135,4 @@ def test_status_says_why_a_stage_is_stale_and_how_far_a_partial_one_got(tmp_path
         shard.unlink()
     lines = status()
     units = len(list((collect / "shards").glob("*.arrow")))
-    assert f"partial" in lines["collect"] and f"({units} of {units + 2} units collected)" in lines["collect"]
+    assert "partial" in lines["collect"] and f"({units} of {units + 2} units collected)" in lines["collect"]

@@ -87,7 +87,7 @@ def test_publish_to_a_uri_as_one_reproducible_tar(tiny_dataset, tmp_path):
     _, out, _, _ = tiny_dataset
     first = publish(Dataset(out), (tmp_path / "a").as_uri(), as_tar=True)
     second = publish(Dataset(out), (tmp_path / "b").as_uri(), as_tar=True)
-    assert first.endswith("/tiny-v1.tar")
+    assert first.endswith("/a/tiny-v1.tar") and second.endswith("/b/tiny-v1.tar")
     a, b = (tmp_path / "a" / "tiny-v1.tar").read_bytes(), (tmp_path / "b" / "tiny-v1.tar").read_bytes()
     assert a == b
     with tarfile.open(tmp_path / "a" / "tiny-v1.tar") as tar:

@@ -17,13 +17,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-import ray.exceptions
 import yaml
 
 from icrl.atomic import sha256_file
 from icrl.collect.executors import ExecutorError
 from icrl.config import parse_config
-from icrl.datasets.manifest import DatasetError
 from icrl.datasets.shards import read_ipc
 from icrl.datasets.verify import verify
 from icrl.pipeline import run_pipeline

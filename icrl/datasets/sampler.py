@@ -73,7 +73,6 @@ class WindowSampler:
         if not self._action_shape and num_actions is None:
             raise ValueError("discrete actions need num_actions: the previous-action token at a history's start")
         self.example_obs = action["obs"][0]
-        self.has_expert = "expert_action" in self.store.columns
 
     def _kept_steps(self, h: int) -> np.ndarray:
         episode = self.store.read(h, 0, int(self.store.length[h]), ("episode",))["episode"]
