@@ -176,7 +176,9 @@ def run_pipeline(
             else:  # a partial stage keeps its work (a done collect with a damaged shard keeps the others)
                 sd.begin(fresh=stage in force, keep=status == "partial" and stage not in force)
             started = time.monotonic()
-            summary = _run_stage(stage, cfg, dirs, ray_address=ray_address)
+            # The dataset's files are hashed once per run: here if it was already built, else when first opened.
+            checked = outcome.get("datasets") == "skipped" or "distill" in outcome
+            summary = _run_stage(stage, cfg, dirs, ray_address=ray_address, dataset_checked=checked)
             summary["wall_s"] = round(time.monotonic() - started, 2)
             sd.finish(summary)
             say(f"{stage}: done in {summary['wall_s']:.1f}s")
@@ -203,13 +205,15 @@ def _dataset_intact(cfg: PipelineConfig, datasets: StageDir) -> bool:
     return True
 
 
-def _open_dataset(cfg: PipelineConfig, dirs: dict[str, StageDir]):
+def _open_dataset(cfg: PipelineConfig, dirs: dict[str, StageDir], *, checked: bool):
     from icrl.datasets.dataset import Dataset
 
-    return Dataset(dirs["datasets"].path / cfg.datasets.dataset_id)
+    return Dataset(dirs["datasets"].path / cfg.datasets.dataset_id, check=not checked)
 
 
-def _run_stage(stage: str, cfg: PipelineConfig, dirs: dict[str, StageDir], *, ray_address: str | None) -> dict[str, Any]:
+def _run_stage(
+    stage: str, cfg: PipelineConfig, dirs: dict[str, StageDir], *, ray_address: str | None, dataset_checked: bool = False
+) -> dict[str, Any]:
     sd = dirs[stage]
     if stage == "collect":
         from icrl.collect.executors import make_executor
@@ -237,7 +241,7 @@ def _run_stage(stage: str, cfg: PipelineConfig, dirs: dict[str, StageDir], *, ra
     if stage == "distill":
         from icrl.distill.stage import run_distill
 
-        return run_distill(cfg, _open_dataset(cfg, dirs), sd.path)
+        return run_distill(cfg, _open_dataset(cfg, dirs, checked=dataset_checked), sd.path)
     from icrl.evaluate.stage import run_evaluate
 
-    return run_evaluate(cfg, _open_dataset(cfg, dirs), dirs["distill"].path, sd.path, sd.fingerprint)
+    return run_evaluate(cfg, _open_dataset(cfg, dirs, checked=dataset_checked), dirs["distill"].path, sd.path, sd.fingerprint)
