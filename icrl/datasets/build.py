@@ -17,7 +17,7 @@ from icrl.datasets.hdf5_format import write_hdf5
 from icrl.datasets.layout import FORMATS, HDF5_FILE, LAYOUT_VERSION, HISTORIES_FILE, TASKS_FILE, Format, shard_file
 from icrl.datasets.manifest import DatasetError, write_manifest
 from icrl.datasets.parquet_format import write_parquet, write_table
-from icrl.datasets.schema import SCHEMA_VERSION
+from icrl.datasets.schema import SCHEMA_VERSION, history_bounds
 from icrl.datasets.shards import FileInfo, read_ipc, write_ipc
 from icrl.envs.tasks import HELDOUT, TRAIN, Task, canonical_json
 
@@ -90,8 +90,7 @@ def summarize_histories(shards: Iterable[tuple[int, pa.Table]], split_of: dict[s
         }
         if "update" in table.column_names:
             columns["update"] = table["update"].to_numpy()
-        starts = np.flatnonzero(np.r_[True, history[1:] != history[:-1]])
-        for lo, hi in zip(starts, np.r_[starts[1:], len(history)]):
+        for lo, hi in history_bounds(history):
             task_id = task_ids[task_index[lo]]
             summary = {"history_id": int(history[lo]), "task_id": task_id, "split": split_of[task_id], "shard": shard}
             summary |= _history_summary({name: values[lo:hi] for name, values in columns.items()})

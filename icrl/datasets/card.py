@@ -67,8 +67,9 @@ def snippets(manifest: dict[str, Any]) -> dict[str, str]:
     return code
 
 
-def _stat(values: dict[str, float] | None) -> str:
-    return "n/a" if values is None else f"{values['mean']:.3f} ± {values['std']:.3f} [{values['min']:.2f}, {values['max']:.2f}]"
+def format_stat(values: dict[str, float] | None) -> str:
+    """Returns return statistics as `mean ± std [min, max]`, or n/a when there were none."""
+    return "n/a" if not values else f"{values['mean']:.3f} ± {values['std']:.3f} [{values['min']:.2f}, {values['max']:.2f}]"
 
 
 def render_card(manifest: dict[str, Any], tasks: list[Task]) -> str:
@@ -101,8 +102,8 @@ def render_card(manifest: dict[str, Any], tasks: list[Task]) -> str:
     }
     schema = "\n".join(f"| `{line.split(': ', 1)[0]}` | `{line.split(': ', 1)[1]}` |" for line in manifest["schema"])
     split_rows = "\n".join(
-        f"| {name} | {s['tasks']} | {s['histories']} | {s['rows']} | {_stat(s['first_episode_return'])} | "
-        f"{_stat(s['final_episode_return'])} |"
+        f"| {name} | {s['tasks']} | {s['histories']} | {s['rows']} | {format_stat(s['first_episode_return'])} | "
+        f"{format_stat(s['final_episode_return'])} |"
         for name, s in stats["splits"].items()
     )
     task_rows = "\n".join(f"| `{t.task_id}` | {t.split} | `{t.params}` | `{t.spec_hash}` |" for t in tasks)

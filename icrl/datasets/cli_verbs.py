@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from icrl.datasets.card import format_stat
 from icrl.datasets.dataset import Dataset
 from icrl.datasets.layout import CARD_FILE
 from icrl.datasets.manifest import MANIFEST, DatasetError, read_manifest
@@ -45,10 +46,6 @@ def _list(root: Path) -> int:
     return 0
 
 
-def _stat(values: dict[str, float] | None) -> str:
-    return "n/a" if not values else f"{values['mean']:.3f} ± {values['std']:.3f}  [{values['min']:.2f}, {values['max']:.2f}]"
-
-
 def _inspect(path: Path, *, card: bool, as_json: bool) -> int:
     manifest = read_manifest(path)
     if card:
@@ -71,9 +68,9 @@ def _inspect(path: Path, *, card: bool, as_json: bool) -> int:
     for split in ("train", "heldout"):
         s = stats["splits"][split]
         print(f"  {split:8s} {s['tasks']} tasks, {s['histories']:,} histories, {s['rows']:,} rows")
-        print(f"    first-episode return  {_stat(s['first_episode_return'])}")
-        print(f"    final-episode return  {_stat(s['final_episode_return'])}")
-        print(f"    every episode         {_stat(s['episode_return'])}")
+        print(f"    first-episode return  {format_stat(s['first_episode_return'])}")
+        print(f"    final-episode return  {format_stat(s['final_episode_return'])}")
+        print(f"    every episode         {format_stat(s['episode_return'])}")
     print(f"  files        {len(manifest['files'])} listed in {path / MANIFEST}; `icrl datasets verify {path}` checks them")
     return 0
 

@@ -89,14 +89,9 @@ class Dataset:
         shard = summaries["shard"].to_numpy()
         if len(files) != len(np.unique(shard)):
             raise DatasetError(f"{self.root / fmt}: {len(files)} shards, {HISTORIES_FILE} names {len(np.unique(shard))}")
-        reader = _READERS[fmt]
 
         def load(i: int) -> pa.Table:
-            path = self.root / files[i]
-            try:
-                return reader(path)
-            except (OSError, pa.ArrowInvalid) as err:
-                raise DatasetError(f"{path}: not a readable {fmt} file: {err}") from None
+            return self._read_shard(fmt, files[i])
 
         schema = load(0).schema
         return ArrowStore(
@@ -142,11 +137,15 @@ class Dataset:
                 raise DatasetError(f"{self.root / HDF5_FILE}: not a readable icrl HDF5 file: {err}") from None
             return
         for i, rel in enumerate(self.files(fmt)):
-            path = self.root / rel
-            try:
-                yield i, _READERS[fmt](path)
-            except (OSError, pa.ArrowInvalid) as err:
-                raise DatasetError(f"{path}: not a readable {fmt} file: {err}") from None
+            yield i, self._read_shard(fmt, rel)
+
+    def _read_shard(self, fmt: Format, rel: str) -> pa.Table:
+        """Returns the rows of the Arrow IPC or Parquet shard `rel`; a damaged file is named."""
+        path = self.root / rel
+        try:
+            return _READERS[fmt](path)
+        except (OSError, pa.ArrowInvalid) as err:
+            raise DatasetError(f"{path}: not a readable {fmt} file: {err}") from None
 
     def table(self, fmt: Format | None = None) -> pa.Table:
         """Returns all rows as one table (in memory for Parquet and HDF5)."""

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from icrl.atomic import atomic_path, sha256_file
-from icrl.datasets.schema import history_table, numpy_column
+from icrl.datasets.schema import history_bounds, history_table, numpy_column
 from icrl.datasets.shards import FileInfo
 
 COMPRESSION = "lzf"
@@ -28,11 +28,6 @@ PER_HISTORY = ("history_id", "task_id", "length", "shard")
 def row_columns(schema: pa.Schema) -> list[str]:
     """Returns the columns stored as `[history, step, ...]` arrays: all but history_id and task_id."""
     return [name for name in schema.names if name not in ("history_id", "task_id")]
-
-
-def _history_bounds(history_id: np.ndarray) -> list[tuple[int, int]]:
-    starts = np.flatnonzero(np.r_[True, history_id[1:] != history_id[:-1]]).tolist()
-    return list(zip(starts, starts[1:] + [len(history_id)]))
 
 
 def write_hdf5(
@@ -69,7 +64,7 @@ def write_hdf5(
             columns = {name: numpy_column(table[name]) for name in row_columns(schema)}
             history_id = table["history_id"].to_numpy()
             task_id = numpy_column(table["task_id"].cast(pa.string()))
-            for lo, hi in _history_bounds(history_id):
+            for lo, hi in history_bounds(history_id):
                 for name, values in columns.items():
                     arrays[name][h, : hi - lo] = values[lo:hi]
                 per_history["history_id"][h] = history_id[lo]

@@ -13,6 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from icrl.atomic import atomic_open, sha256_file
+from icrl.datasets.schema import history_bounds
 from icrl.datasets.shards import FileInfo
 
 ROW_GROUP_ROWS = 1 << 16
@@ -21,12 +22,11 @@ COMPRESSION = "zstd"
 
 def _row_groups(history_id: np.ndarray) -> list[tuple[int, int]]:
     """Returns [start, stop) row ranges of whole histories of about ROW_GROUP_ROWS rows each."""
-    starts = np.flatnonzero(np.r_[True, history_id[1:] != history_id[:-1]]).tolist() + [len(history_id)]
     groups, lo = [], 0
-    for start in starts[1:]:
-        if start - lo >= ROW_GROUP_ROWS or start == len(history_id):
-            groups.append((lo, start))
-            lo = start
+    for _, stop in history_bounds(history_id):
+        if stop - lo >= ROW_GROUP_ROWS or stop == len(history_id):
+            groups.append((lo, stop))
+            lo = stop
     return groups
 
 

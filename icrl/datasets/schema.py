@@ -82,3 +82,10 @@ def numpy_column(column: pa.ChunkedArray | pa.Array) -> np.ndarray:
         values = column.flatten().to_numpy(zero_copy_only=False)
         return values.reshape(len(column), column.type.list_size)
     return column.to_numpy(zero_copy_only=False)
+
+
+def history_bounds(history_id: np.ndarray) -> list[tuple[int, int]]:
+    """Returns the [start, stop) row range of each run of equal `history_id`s, in row order."""
+    history_id = np.asarray(history_id)
+    starts = np.flatnonzero(np.r_[True, history_id[1:] != history_id[:-1]]).tolist()
+    return list(zip(starts, starts[1:] + [len(history_id)]))

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from icrl.datasets.hdf5_format import read_schema, row_columns
 from icrl.datasets.manifest import DatasetError
-from icrl.datasets.schema import numpy_column
+from icrl.datasets.schema import history_bounds, numpy_column
 
 # HDF5's chunk cache, per dataset: large enough that a small dataset is read from disk once.
 _HDF5_CACHE_BYTES = 64 << 20
@@ -79,10 +79,10 @@ class ArrowStore(HistoryStore):
         """Returns a one-shard store over in-memory columns (histories contiguous by `history_id`)."""
         arrays = {name: np.asarray(values) for name, values in columns.items()}
         history_id = arrays["history_id"]
-        starts = np.flatnonzero(np.r_[True, history_id[1:] != history_id[:-1]])
+        bounds = np.asarray(history_bounds(history_id)).reshape(-1, 2)
+        starts, length = bounds[:, 0], bounds[:, 1] - bounds[:, 0]
         if len(np.unique(history_id[starts])) != len(starts):
             raise ValueError("histories are not contiguous: a history_id appears in two runs of rows")
-        length = np.diff(np.append(starts, len(history_id)))
         fields = []
         for name, values in arrays.items():
             kind = pa.from_numpy_dtype(values.dtype)
