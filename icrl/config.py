@@ -72,6 +72,10 @@ class EnvSection(Section):
         """Returns whether the environment has a scripted optimal agent (a noise-curriculum demonstrator)."""
         return False
 
+    def max_actions(self) -> int | None:
+        """Returns the most actions a task offers where the config says (bandits, the compound grid)."""
+        return getattr(self, "max_arms", None)
+
 
 class DarkRoomConfig(EnvSection):
     id: Literal["DarkRoom-v0"] = "DarkRoom-v0"
@@ -136,6 +140,41 @@ class ContextualBanditConfig(EnvSection):
         return 1  # one pull
 
 
+class CompoundGridConfig(EnvSection):
+    """A dark grid whose actions are compound: `moves` base moves in one step (Headless-AD's gridworld).
+
+    A task is a goal cell (held-out goals via `tasks.heldout`) and the compound actions it offers."""
+
+    id: Literal["CompoundGrid-v0"] = "CompoundGrid-v0"
+    size: Annotated[int, Field(ge=2, le=64)] = 9
+    episode_length: PositiveInt = 20
+    """Steps per episode; reaching the goal pays 1 and ends it (success)."""
+    moves: Annotated[int, Field(ge=1, le=4)] = 3
+    """Base moves per action: 5**moves compound actions (125 for 3)."""
+    train_actions: PositiveInt = 50
+    """How many compound actions training may use (a seeded split by tasks.split_seed); the rest are held out."""
+    action_pool: Literal["train", "heldout", "all"] = "train"
+    """The compound actions tasks offer: training uses `train`; evaluation sets may ask for the others."""
+    num_actions: PositiveInt | None = None
+    """Actions per task: a seeded sample of the pool per task; none: the whole pool, in code order."""
+    discrete_obs: ClassVar[bool | None] = True
+
+    def oracle(self) -> bool:
+        return True
+
+    def task_count(self) -> int:
+        return self.size * self.size
+
+    def pool_size(self) -> int:
+        """Returns how many compound actions the pool holds."""
+        return {"train": self.train_actions, "heldout": 5**self.moves - self.train_actions, "all": 5**self.moves}[
+            self.action_pool
+        ]
+
+    def max_actions(self) -> int:
+        return self.num_actions or self.pool_size()
+
+
 class GymnaxConfig(EnvSection):
     """Any environment registered with gymnax, as it comes: a single task."""
 
@@ -180,7 +219,7 @@ class ProjectedConfig(EnvSection):
         return self.base in GYMNAX_CONTINUOUS
 
 
-_OWN_ENVS = {"DarkRoom-v0", "DarkKeyToDoor-v0", "BernoulliBandit-v0", "ContextualBandit-v0", "Projected-v0"}
+_OWN_ENVS = {"DarkRoom-v0", "DarkKeyToDoor-v0", "BernoulliBandit-v0", "ContextualBandit-v0", "Projected-v0", "CompoundGrid-v0"}
 
 
 _UNION_TAGS = _OWN_ENVS | {"gymnax", "oracle", "ppo", "q_learning", "noise_curriculum", "thompson", "ucb", "linucb", "random"}
@@ -197,6 +236,7 @@ EnvConfig = Annotated[
     | Annotated[BernoulliBanditConfig, Tag("BernoulliBandit-v0")]
     | Annotated[ContextualBanditConfig, Tag("ContextualBandit-v0")]
     | Annotated[ProjectedConfig, Tag("Projected-v0")]
+    | Annotated[CompoundGridConfig, Tag("CompoundGrid-v0")]
     | Annotated[GymnaxConfig, Tag("gymnax")],
     Discriminator(_env_kind),
 ]
@@ -408,12 +448,45 @@ class DistillConfig(Section):
     """Train on episodes 0, k, 2k, ... of each history: k times more learning progress per window."""
     data_format: Literal["auto", "ipc", "parquet", "hdf5"] = "auto"
     """The dataset format windows are read from; auto: the fastest the dataset holds."""
+    head: Literal["linear", "headless"] = "linear"
+    """linear: one output per action of the dataset (plain AD). headless (Headless-AD): actions
+    enter as random orthonormal embeddings, listed at the start of the context, and the model
+    scores them by dot product, so it can act with other action counts, orders and actions."""
+    action_embed_dim: PositiveInt = 64
+    """Headless only: the size of the action embeddings; at least the most actions any task offers."""
+    baseline: bool = False
+    """Headless only: also train plain AD (a linear head, same backbone and settings) on the same
+    data; the evaluation reports it beside Headless-AD, or says where it cannot run."""
 
     def fingerprint_fields(self) -> dict[str, Any]:
         """Returns the settings that decide the trained model: not the other backbone's, nor
         the scan (parallel and sequential compute the same function)."""
         other = {"state_size"} if self.model == "transformer" else {"num_heads", "mlp_ratio"}
+        if self.head == "linear":  # as before heads existed: plain-AD runs keep their fingerprints
+            other |= {"head", "action_embed_dim", "baseline"}
         return self.model_dump(exclude={"scan", *other})
+
+
+class EvalSetConfig(Section):
+    """A set of new tasks the model is evaluated on, drawn at evaluation (never in the data)."""
+
+    name: Name
+    tasks: PositiveInt = 20
+    draw: Literal["train", "heldout"] = "heldout"
+    """The task distribution: the training one or the held-out one (Bernoulli `adversarial`:
+    held-out tasks have the even arms high; the compound-action grid: held-out goals;
+    contextual bandits have one distribution, so both draw alike)."""
+    env: dict[str, Any] = {}
+    """Settings of the env section that differ for this set (e.g. min_arms / max_arms)."""
+    permute_actions: bool = False
+    """Shuffle which action index does what, per task (bandit arms; grid compound actions)."""
+    same_tasks_as: Name | None = None
+    """Draw the tasks of that other set (same draw and env), e.g. to permute them: a paired comparison."""
+
+    @property
+    def task_seed_name(self) -> str:
+        """Returns the name the set's tasks and rollout streams are seeded by."""
+        return self.same_tasks_as or self.name
 
 
 class EvaluateConfig(Section):
@@ -430,10 +503,14 @@ class EvaluateConfig(Section):
     seed: Seed = 0
     compare_with: list[str] = []
     """Other run folders whose evaluated curves the report draws beside this run's (e.g. another backbone)."""
+    sets: list[EvalSetConfig] = []
+    """Evaluation sets of new tasks (bandits, the compound-action grid): regret or success per set."""
 
     def fingerprint_fields(self) -> dict[str, Any]:
-        """Returns the settings that decide the evaluation (not which other runs the report shows)."""
-        return self.model_dump(exclude={"compare_with"})
+        """Returns the settings that decide the evaluation (not which other runs the report shows).
+
+        No sets, no key: evaluations from before sets existed keep their fingerprints."""
+        return self.model_dump(exclude={"compare_with"} | (set() if self.sets else {"sets"}))
 
 
 class PipelineConfig(Section):
@@ -507,6 +584,12 @@ def _check_consistency(cfg: PipelineConfig) -> None:
         raise ConfigError(f"tasks.heldout: {cfg.tasks.heldout} held out of {n_tasks} tasks leaves none to train on")
     if isinstance(env, (BernoulliBanditConfig, ContextualBanditConfig)) and env.min_arms > env.max_arms:
         raise ConfigError(f"env.min_arms: {env.min_arms} is more than env.max_arms {env.max_arms}")
+    if isinstance(env, CompoundGridConfig):
+        _check_grid(env, "env")
+        if env.action_pool != "train":
+            raise ConfigError(
+                f"env.action_pool: training tasks offer the train pool; {env.action_pool} is for evaluate.sets"
+            )
     if isinstance(env, ProjectedConfig) and env.base not in ("DarkRoom-v0", *GYMNAX_IDS):
         raise ConfigError(f"env.base: unknown environment {env.base!r}; use DarkRoom-v0 or a gymnax id")
     needs = _BANDIT_SOURCES.get(source.algorithm)
@@ -564,10 +647,100 @@ def _check_consistency(cfg: PipelineConfig) -> None:
             f"distill.num_heads: distill.embed_dim {cfg.distill.embed_dim} must split into {cfg.distill.num_heads} "
             "heads of an even width (rotary position encoding rotates pairs of features)"
         )
+    _check_heads(cfg)
     if cfg.distill.warmup_steps >= cfg.distill.steps:
         raise ConfigError(
             f"distill.warmup_steps: {cfg.distill.warmup_steps} is not shorter than the run (distill.steps {cfg.distill.steps})"
         )
+
+
+# What an evaluation set may change: never what the model reads (grid size, context size) nor
+# which actions or goals count as held out (the grid's action split), so sets stay unseen.
+SET_OVERRIDES = {
+    "BernoulliBandit-v0": ("min_arms", "max_arms", "distribution"),
+    "ContextualBandit-v0": ("min_arms", "max_arms", "noise"),
+    "CompoundGrid-v0": ("action_pool", "num_actions", "episode_length"),
+}
+SET_ENVS = tuple(SET_OVERRIDES)
+
+
+def set_env(cfg: PipelineConfig, index: int) -> EnvSection:
+    """Returns the env section of evaluation set `index`: the pipeline's, with the set's settings over it."""
+    overrides = cfg.evaluate.sets[index].env
+    where = f"evaluate.sets.{index}.env"
+    if "id" in overrides:
+        raise ConfigError(f"{where}.id: an evaluation set keeps the pipeline's environment ({cfg.env.id})")
+    allowed = SET_OVERRIDES.get(cfg.env.id, ())
+    for key in overrides:
+        if key not in allowed:
+            raise ConfigError(f"{where}.{key}: an evaluation set may change only {', '.join(allowed) or 'nothing'}")
+    try:
+        return env_section({**cfg.env.model_dump(), **overrides})
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = first["loc"][1:] if first["loc"] and first["loc"][0] in _UNION_TAGS else first["loc"]
+        raise ConfigError(f"{where}.{_key_path(loc)}: {_message(first)}") from None
+
+
+def _check_grid(env: CompoundGridConfig, where: str) -> None:
+    codes = 5**env.moves
+    if env.train_actions >= codes:
+        raise ConfigError(f"{where}.train_actions: {env.train_actions} leaves none of the {codes} compound actions held out")
+    if env.num_actions and env.num_actions > env.pool_size():
+        raise ConfigError(
+            f"{where}.num_actions: {env.num_actions} is more than the {env.pool_size()} actions of the {env.action_pool} pool"
+        )
+
+
+def _check_heads(cfg: PipelineConfig) -> None:
+    """Raises ConfigError for head and evaluation-set settings that do not fit together."""
+    distill, sets = cfg.distill, cfg.evaluate.sets
+    if distill.head == "linear" and distill.baseline:
+        raise ConfigError("distill.baseline: the plain-AD baseline is trained beside a headless model (distill.head: headless)")
+    if sets and cfg.env.id not in SET_ENVS:
+        raise ConfigError(f"evaluate.sets: {cfg.env.id} has no task generator; sets work on {', '.join(SET_ENVS)}")
+    if sets and cfg.env.id in _BANDIT_SOURCES.values() and cfg.collect.source.algorithm not in _BANDIT_SOURCES:
+        raise ConfigError(
+            "evaluate.sets: bandit sets normalise regret by the source algorithm learning each task; "
+            f"collect.source.algorithm must be thompson, ucb or linucb, not {cfg.collect.source.algorithm}"
+        )
+    names = [s.name for s in sets]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"evaluate.sets: two sets are called {next(n for n in names if names.count(n) > 1)!r}")
+    for i, eval_set in enumerate(sets):
+        if eval_set.same_tasks_as is None:
+            continue
+        other = next((s for s in sets if s.name == eval_set.same_tasks_as and s is not eval_set), None)
+        if other is None:
+            raise ConfigError(f"evaluate.sets.{i}.same_tasks_as: no other set is called {eval_set.same_tasks_as!r}")
+        if (other.draw, other.env, other.tasks) != (eval_set.draw, eval_set.env, eval_set.tasks):
+            raise ConfigError(
+                f"evaluate.sets.{i}.same_tasks_as: set {other.name!r} draws other tasks "
+                "(its draw, env and tasks must be this set's)"
+            )
+    count_key = "max_arms" if hasattr(cfg.env, "max_arms") else "num_actions"
+    counts = [(f"env.{count_key}", cfg.env.max_actions())] if cfg.env.max_actions() else []
+    for i in range(len(sets)):
+        env = set_env(cfg, i)
+        if hasattr(env, "min_arms") and env.min_arms > env.max_arms:
+            raise ConfigError(f"evaluate.sets.{i}.env.min_arms: {env.min_arms} is more than max_arms {env.max_arms}")
+        if isinstance(env, CompoundGridConfig):
+            _check_grid(env, f"evaluate.sets.{i}.env")
+            if sets[i].draw == "heldout" and not cfg.tasks.heldout:
+                raise ConfigError(f"evaluate.sets.{i}.draw: heldout needs held-out goals (tasks.heldout is 0)")
+            if sets[i].draw == "train" and not sets[i].permute_actions and env == cfg.env:
+                raise ConfigError(
+                    f"evaluate.sets.{i}: training goals with the training actions are the dataset's own tasks; "
+                    "permute the actions, offer others, or use evaluate.train_tasks"
+                )
+        counts.append((f"evaluate.sets.{i}.env.{count_key}", env.max_actions()))
+    if distill.head == "headless":
+        for where, count in counts:
+            if count > distill.action_embed_dim:
+                raise ConfigError(
+                    f"{where}: {count} actions need distill.action_embed_dim >= {count} "
+                    f"(orthonormal embeddings; it is {distill.action_embed_dim})"
+                )
 
 
 _UNION_PARENTS = {"env", "source", "demonstrator"}

@@ -55,14 +55,23 @@ def stage_progress(cfg: PipelineConfig, stage: str, sd: StageDir) -> str:
         total = -(-pairs // cfg.collect.histories_per_unit)
         return f"{len(read_ledger(sd.path, sd.fingerprint, quiet=True))} of {total} units collected"
     if stage == "distill":
-        steps = [int(p.name) for p in (sd.path / "checkpoints").glob("*") if p.name.isdigit()]
-        if not steps:
-            return f"no checkpoint yet of {cfg.distill.steps} steps"
-        return f"checkpoint at step {max(steps)} of {cfg.distill.steps}"
+        def progress(folder: Path) -> str:
+            steps = [int(p.name) for p in (folder / "checkpoints").glob("*") if p.name.isdigit()]
+            if not steps:
+                return f"no checkpoint yet of {cfg.distill.steps} steps"
+            return f"checkpoint at step {max(steps)} of {cfg.distill.steps}"
+
+        if cfg.distill.baseline:
+            return f"model: {progress(sd.path)}; plain-AD baseline: {progress(sd.path / 'baseline')}"
+        return progress(sd.path)
     if stage == "evaluate":
         splits = 1 + (cfg.evaluate.train_tasks > 0) if cfg.tasks.heldout else 1
-        done = len(list((sd.path / "results").glob("*.json")))
-        return f"{done} of {splits} evaluation splits written"
+        done = len([p for p in (sd.path / "results").glob("*.json") if not p.name.startswith("set-")])
+        text = f"{done} of {splits} evaluation splits written"
+        if cfg.evaluate.sets:
+            sets = {p.name.split("-references.json")[0] for p in (sd.path / "results").glob("set-*-references.json")}
+            text += f", {len(sets)} of {len(cfg.evaluate.sets)} evaluation sets begun"
+        return text
     return "interrupted while building"
 
 

@@ -71,7 +71,7 @@ def test_the_model_gives_the_same_logits_in_both_scans_and_step_by_step(s5):
     policy = S5Policy(model)
     step = jax.jit(policy.step)
     for row in range(2):
-        carried = policy.init(tokens[0][row, 0])._replace(state=tuple(s[row] for s in state))
+        carried = policy.init(None, tokens[0][row, 0])._replace(state=tuple(s[row] for s in state))
         for t in range(L):
             logits, carried = step(params, carried, tuple(x[row, t] for x in tokens), jnp.int32(t))
             np.testing.assert_allclose(logits, sequential[row, t], rtol=1e-4, atol=1e-4)
@@ -92,7 +92,7 @@ def test_a_reset_drops_everything_before_it(s5):
 
 
 def _greedy_stepping(policy, params, tokens):
-    state, step = policy.init(tokens[0][0]), jax.jit(policy.step)
+    state, step = policy.init(None, tokens[0][0]), jax.jit(policy.step)
     actions = []
     for t in range(len(tokens[0])):
         logits, state = step(params, state, tuple(x[t] for x in tokens), jnp.int32(t))

@@ -46,7 +46,7 @@ def test_stepping_equals_the_model_on_the_current_window(model_and_params, strid
     model, params = model_and_params
     policy = TransformerPolicy(model, stride=stride)
     obs, act, rew = _stream(40, seed=stride)
-    state = policy.init(obs[0])
+    state = policy.init(None, obs[0])
     step = jax.jit(policy.step)
     for t in range(40):
         logits, state = step(params, state, (obs[t], act[t], rew[t]), jnp.int32(t))

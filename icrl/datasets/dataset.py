@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -116,15 +116,17 @@ class Dataset:
     def sampler(
         self, *, context_length: int, seed: int, fmt: Format | None = None, split: str | None = "train",
         tasks: Sequence[str] | None = None, every: int = 1, num_actions: int | None = None,
+        action_masks: Mapping[str, np.ndarray] | None = None,
     ) -> WindowSampler:
         """Returns a WindowSampler over the histories of `split` and `tasks` in format `fmt`.
 
         `num_actions` (the start-of-history action token) defaults to the dataset's action count.
+        With `action_masks` (task id -> which actions the task offers), batches carry `available`.
         """
         return WindowSampler(
             self.store(fmt), context_length=context_length, seed=seed,
             num_actions=self.manifest.get("num_actions") if num_actions is None else num_actions,
-            histories=self.select(split=split, tasks=tasks), every=every,
+            histories=self.select(split=split, tasks=tasks), every=every, action_masks=action_masks,
         )
 
     def shards(self, fmt: Format | None = None) -> Iterator[tuple[int, pa.Table]]:

@@ -35,6 +35,7 @@ class WindowSampler:
     def __init__(
         self, store: HistoryStore | Mapping[str, np.ndarray], *, context_length: int, seed: int,
         num_actions: int | None = None, histories: Sequence[int] | None = None, every: int = 1,
+        action_masks: Mapping[str, np.ndarray] | None = None,
     ):
         self.store = store if isinstance(store, HistoryStore) else ArrowStore.from_columns(store)
         if every < 1:
@@ -43,6 +44,11 @@ class WindowSampler:
         if missing:
             raise ValueError(f"the histories lack the columns {missing}")
         self.context_length, self.seed, self.num_actions, self.every = context_length, seed, num_actions, every
+        self.action_masks = action_masks
+        if action_masks is not None:
+            unknown = sorted(set(self.store.task_id.tolist()) - set(action_masks))
+            if unknown:
+                raise ValueError(f"no action mask for task {unknown[0]!r}")
         chosen = np.arange(len(self.store)) if histories is None else np.asarray(histories, np.int64)
         if len(chosen) == 0:
             raise ValueError("no histories selected (check the split and task filters)")
@@ -113,6 +119,8 @@ class WindowSampler:
                "prev_reward": prev_reward}
         for name in extra:
             out[name] = cols[name][now]
+        if self.action_masks is not None:
+            out["available"] = np.asarray(self.action_masks[str(self.store.task_id[h])], bool)
         return out
 
     def _draw(self, batch_size: int, index: int) -> tuple[np.random.Generator, np.ndarray, np.ndarray]:

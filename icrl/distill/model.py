@@ -17,8 +17,13 @@ MODEL_FILE = "model.json"
 MODELS = {"transformer": (Transformer, TransformerPolicy), "s5": (S5, S5Policy)}
 
 
-def model_spec(distill: Any, *, num_actions: int, num_obs: int | None) -> dict[str, Any]:
-    """Returns the spec of the model that the distill config `distill` trains."""
+BASELINE_DIR = "baseline"
+"""Where, inside the distill stage folder, the plain-AD baseline of a headless model lives."""
+
+
+def model_spec(distill: Any, *, num_actions: int, num_obs: int | None, head: str | None = None) -> dict[str, Any]:
+    """Returns the spec of the model that the distill config `distill` trains (with `head`, that head instead)."""
+    head = head or distill.head
     spec = {
         "kind": distill.model,
         "num_actions": num_actions,
@@ -28,9 +33,16 @@ def model_spec(distill: Any, *, num_actions: int, num_obs: int | None) -> dict[s
         "num_layers": distill.num_layers,
         "dropout": distill.dropout,
     }
+    if head == "headless":
+        spec |= {"head": "headless", "action_embed_dim": distill.action_embed_dim}
     if distill.model == "s5":
         return spec | {"state_size": distill.state_size, "scan": distill.scan}
     return spec | {"num_heads": distill.num_heads, "mlp_ratio": distill.mlp_ratio}
+
+
+def model_label(spec: dict[str, Any]) -> str:
+    """Returns how reports name the model of `spec`, e.g. `Headless-AD (transformer)`."""
+    return f"{'Headless-AD' if spec.get('head') == 'headless' else 'AD'} ({spec['kind']})"
 
 
 def build_model(spec: dict[str, Any]) -> Transformer | S5:

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from icrl.distill.headless import ActionSet, ActionTokens, HeadlessHead
 from icrl.distill.transformer import TransitionEmbedding
 
 SCANS = ("auto", "parallel", "sequential")
@@ -174,6 +175,12 @@ class S5(nn.Module):
     The recurrent state resets where a learning history starts (`prev_action == num_actions`).
     With `state` (one complex vector per layer), the transitions continue from it and the new
     state is returned beside the logits.
+
+    With `head: headless`, `actions` (an ActionSet) lists the actions: the sequence starts
+    with one prompt token summarising the offered actions (`ActionTokens(summary=True)`), so
+    that the recurrence reads the set without an order (`read_prompt=False` when the state has
+    read it already). Nothing resets after the prompt. The logits are [..., n, A], one per
+    action of the set, −∞ where unavailable.
     """
 
     num_actions: int
@@ -184,15 +191,26 @@ class S5(nn.Module):
     dropout: float = 0.0
     num_obs: int | None = None
     scan: str = "auto"
+    head: str = "linear"
+    action_embed_dim: int = 64
 
     @nn.compact
     def __call__(
         self, obs: jax.Array, prev_action: jax.Array, prev_reward: jax.Array, *, deterministic: bool = True,
-        state: tuple[jax.Array, ...] | None = None,
+        state: tuple[jax.Array, ...] | None = None, actions: ActionSet | None = None, read_prompt: bool = True,
     ) -> Any:
-        x = TransitionEmbedding(self.num_actions, self.dim, self.num_obs)(obs, prev_action, prev_reward)
+        if self.head == "headless":
+            if actions is None:
+                raise ValueError("a headless model needs the action set (actions=)")
+            e_act, prompt = ActionTokens(self.dim, summary=True)(prev_action, actions)
+            x = TransitionEmbedding(self.num_actions, self.dim, self.num_obs)(obs, prev_action, prev_reward, e_act)
+            if read_prompt:
+                x = jnp.concatenate([jnp.broadcast_to(prompt, x.shape[:-2] + prompt.shape[-2:]), x], axis=-2)
+            reset = jnp.zeros(x.shape[:-1], bool)
+        else:
+            x = TransitionEmbedding(self.num_actions, self.dim, self.num_obs)(obs, prev_action, prev_reward)
+            reset = prev_action == self.num_actions
         x = nn.Dropout(self.dropout)(x, deterministic=deterministic)
-        reset = prev_action == self.num_actions
         scan = resolve_scan(self.scan)
         dt_min, dt_max = timescales(self.context_length)
         last = []
@@ -201,7 +219,12 @@ class S5(nn.Module):
                 x, reset, None if state is None else state[i], deterministic=deterministic
             )
             last.append(x_last)
-        logits = nn.Dense(self.num_actions, name="head")(nn.LayerNorm()(x))
+        if self.head == "headless":
+            if read_prompt:
+                x = x[..., 1:, :]
+            logits = HeadlessHead(self.action_embed_dim)(x, actions)
+        else:
+            logits = nn.Dense(self.num_actions, name="head")(nn.LayerNorm()(x))
         return logits if state is None else (logits, tuple(last))
 
     def empty_state(self) -> tuple[jax.Array, ...]:
@@ -211,6 +234,7 @@ class S5(nn.Module):
 
 class S5PolicyState(NamedTuple):
     state: tuple[jax.Array, ...]
+    actions: ActionSet | None = None  # a headless model's action set (its prompt is read into the state)
 
 
 class S5Policy:
@@ -219,11 +243,16 @@ class S5Policy:
     def __init__(self, model: S5):
         self.model = model
 
-    def init(self, obs: jax.Array) -> S5PolicyState:
-        return S5PolicyState(self.model.empty_state())
+    def init(self, params: Any, obs: jax.Array, actions: ActionSet | None = None) -> S5PolicyState:
+        """Returns the state before the first transition; a headless model reads the prompt of `actions` here."""
+        if self.model.head != "headless":
+            return S5PolicyState(self.model.empty_state())
+        none = (jnp.zeros((0,) + obs.shape, obs.dtype), jnp.zeros((0,), jnp.int32), jnp.zeros((0,), jnp.float32))
+        _, state = self.model.apply(params, *none, state=self.model.empty_state(), actions=actions)
+        return S5PolicyState(state, actions)
 
     def step(self, params: Any, state: S5PolicyState, token: tuple, t: jax.Array) -> tuple[jax.Array, S5PolicyState]:
         """Appends transition `token` = (obs, prev_action, prev_reward); returns its action logits and the new state."""
         one = jax.tree.map(lambda x: jnp.asarray(x)[None], token)
-        logits, new = self.model.apply(params, *one, state=state.state)
-        return logits[0], S5PolicyState(new)
+        logits, new = self.model.apply(params, *one, state=state.state, actions=state.actions, read_prompt=False)
+        return logits[0], S5PolicyState(new, state.actions)

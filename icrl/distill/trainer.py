@@ -23,6 +23,7 @@ from icrl.atomic import write_text
 from icrl.console import progress, say
 from icrl.datasets.sampler import WindowSampler
 from icrl.distill.checkpoints import CheckpointError, Checkpoints
+from icrl.distill.headless import ActionSet, random_action_sets
 from icrl.errors import IcrlError
 
 METRICS_FILE = "metrics.jsonl"
@@ -57,14 +58,30 @@ def make_optimizer(distill: Any) -> optax.GradientTransformation:
     )
 
 
-def make_train_step(model: Any, optimizer: optax.GradientTransformation, *, seed: int):
-    """Returns the jitted `train_step(state, batch) -> (state, metrics)`."""
-    dropout_root = jax.random.fold_in(jax.random.key(seed), 1)
+def headless(model: Any) -> bool:
+    """Returns whether `model` is a headless one (it scores an ActionSet instead of fixed action slots)."""
+    return getattr(model, "head", "linear") == "headless"
 
-    def loss_fn(params, batch, dropout_key):
+
+def make_train_step(model: Any, optimizer: optax.GradientTransformation, *, seed: int):
+    """Returns the jitted `train_step(state, batch) -> (state, metrics)`.
+
+    A headless model gets fresh random orthonormal action embeddings for every sequence of
+    every batch (from `seed` and the step), and the batch's `available` mask: its loss is the
+    contrastive cross-entropy over the available actions, the others at −∞.
+    """
+    dropout_root = jax.random.fold_in(jax.random.key(seed), 1)
+    actions_root = jax.random.fold_in(jax.random.key(seed), 2)
+
+    def loss_fn(params, batch, step):
+        kwargs = {}
+        if headless(model):
+            kwargs["actions"] = random_action_sets(
+                jax.random.fold_in(actions_root, step), batch["available"], model.action_embed_dim
+            )
         logits = model.apply(
             params, batch["obs"], batch["prev_action"], batch["prev_reward"],
-            deterministic=False, rngs={"dropout": dropout_key},
+            deterministic=False, rngs={"dropout": jax.random.fold_in(dropout_root, step)}, **kwargs,
         )
         loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["action"]).mean()
         accuracy = (logits.argmax(-1) == batch["action"]).mean()
@@ -72,8 +89,7 @@ def make_train_step(model: Any, optimizer: optax.GradientTransformation, *, seed
 
     @jax.jit
     def train_step(state: TrainState, batch: dict[str, jax.Array]) -> tuple[TrainState, dict[str, jax.Array]]:
-        dropout_key = jax.random.fold_in(dropout_root, state.step)
-        (loss, accuracy), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, dropout_key)
+        (loss, accuracy), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, batch, state.step)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
         metrics = {"loss": loss, "accuracy": accuracy, "grad_norm": optax.tree.norm(grads)}
@@ -88,7 +104,9 @@ def init_state(model: Any, optimizer: optax.GradientTransformation, obs: np.ndar
     The parameters depend only on `seed`.
     """
     obs = np.asarray(obs)[None]
-    params = model.init(jax.random.key(seed), obs, np.zeros(1, np.int32), np.zeros(1, np.float32))
+    # A headless model's parameters do not depend on the number of actions: one will do.
+    kwargs = {"actions": ActionSet(jnp.eye(1, model.action_embed_dim), jnp.ones(1, bool))} if headless(model) else {}
+    params = model.init(jax.random.key(seed), obs, np.zeros(1, np.int32), np.zeros(1, np.float32), **kwargs)
     return TrainState(jnp.int32(0), params, optimizer.init(params))
 
 
@@ -181,5 +199,5 @@ def load_params(out: Path, model: Any, distill: Any, obs: np.ndarray) -> tuple[i
 
 
 __all__ = [
-    "DivergenceError", "TrainState", "init_state", "load_params", "lr_schedule", "make_optimizer", "make_train_step", "train",
+    "DivergenceError", "TrainState", "headless", "init_state", "load_params", "lr_schedule", "make_optimizer", "make_train_step", "train",
 ]

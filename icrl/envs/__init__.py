@@ -11,6 +11,7 @@ from icrl.envs.tasks import HELDOUT, TRAIN, Task, split_tasks
 
 _LAZY = {
     "BernoulliBandit": "icrl.envs.bandits",
+    "CompoundGrid": "icrl.envs.compound_grid",
     "ContextualBandit": "icrl.envs.bandits",
     "DarkKeyToDoor": "icrl.envs.key_to_door",
     "DarkRoom": "icrl.envs.dark_room",
@@ -18,6 +19,7 @@ _LAZY = {
     "TaskFamily": "icrl.envs.family",
     "make_env": "icrl.envs.family",
     "make_family": "icrl.envs.family",
+    "set_tasks": "icrl.envs.family",
     "spaces": "icrl.envs.spaces",
 }
 

@@ -33,6 +33,7 @@ __all__ = [
     "DISTRIBUTIONS",
     "bernoulli_tasks",
     "contextual_tasks",
+    "permute_arms",
 ]
 
 DISTRIBUTIONS = ("uniform", "adversarial")
@@ -132,6 +133,11 @@ class BernoulliBandit(environment.Environment[BernoulliState, BernoulliParams]):
         """Returns the expected return of one episode (one pull) of the best available arm (float32)."""
         return jnp.max(jnp.where(self.action_mask(params), params.means, -jnp.inf)).astype(jnp.float32)
 
+    def pull_regret(self, params: BernoulliParams, obs: jax.Array, action: jax.Array) -> jax.Array:
+        """Returns the expected regret (float32) of pulling `action`: the best available mean minus its own."""
+        del obs  # nothing to see
+        return self.optimal_return(params) - jnp.where(self.action_mask(params)[action], params.means[action], 0.0)
+
 
 def _check_arms(n: int, min_arms: int, max_arms: int) -> None:
     if n < 0:
@@ -174,6 +180,18 @@ def bernoulli_tasks(
         padded[:k] = means
         tasks.append({"num_arms": k, "means": [round(float(m), _DIGITS) for m in padded]})
     return tasks
+
+
+def permute_arms(task: dict[str, Any], *, seed: int, index: int) -> dict[str, Any]:
+    """Returns the task dict `task` with its available arms in a seeded random order (padding stays last).
+
+    Works on Bernoulli (`means`) and contextual (`theta`) tasks; depends only on (seed, index).
+    """
+    k = task["num_arms"]
+    order = np.random.default_rng([seed, index]).permutation(k)
+    key = "means" if "means" in task else "theta"
+    values = list(task[key])
+    return {**task, key: [values[i] for i in order] + values[k:]}
 
 
 # ---------------------------------------------------------------------------------------
@@ -274,6 +292,11 @@ class ContextualBandit(environment.Environment[ContextualState, ContextualParams
     def best_expected_reward(self, state: ContextualState, params: ContextualParams) -> jax.Array:
         """Returns the expected reward (float32) of the oracle's arm in the context of `state`."""
         return jnp.max(self._arm_values(state.context, params))
+
+    def pull_regret(self, params: ContextualParams, obs: jax.Array, action: jax.Array) -> jax.Array:
+        """Returns the expected regret (float32) of pulling `action` when the context shown is `obs`."""
+        values = self._arm_values(obs.astype(jnp.float32), params)
+        return jnp.max(values) - values[action]
 
     def oracle_action(self, state: ContextualState, params: ContextualParams) -> jax.Array:
         """Returns the available arm (int32) with the highest expected reward in the context of `state`."""

@@ -6,6 +6,7 @@ worker needs); `make_family` adds the tasks themselves, each marked train or hel
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -63,6 +64,20 @@ def _base_env(env_id: str) -> tuple[Any, Any]:
     return _gymnax_env(env_id)
 
 
+def _grid_params(params: dict[str, Any]) -> dict[str, Any]:
+    return {"goal": params["goal"], "codes": params["codes"], "num_actions": params["num_actions"]}
+
+
+def _grid_specs(cfg: Any, seed: int, goals: list[list[int]], *, permute: bool, task_seed: int) -> list[dict[str, Any]]:
+    """Returns compound-grid task dicts: each goal with a sample of the config's action pool."""
+    from icrl.envs.compound_grid import compound_grid_tasks, split_codes
+
+    train, heldout = split_codes(moves=cfg.moves, train=cfg.train_actions, seed=seed)
+    pool = {"train": train, "heldout": heldout, "all": sorted(train + heldout)}[cfg.action_pool]
+    k = cfg.max_actions()
+    return compound_grid_tasks(goals, codes=pool, num_actions=k, permute=permute, seed=task_seed, max_actions=k)
+
+
 def make_env(cfg: Any) -> tuple[Any, ParamsFor]:
     """Returns (env, params_for) for the env config section `cfg`; `params_for(tasks)` stacks their params."""
     settings = cfg.settings()
@@ -86,6 +101,11 @@ def make_env(cfg: Any) -> tuple[Any, ParamsFor]:
 
         env = ContextualBandit(max_arms=cfg.max_arms, context_dim=cfg.context_dim, noise=cfg.noise)
         return env, lambda tasks: _stack([env.params_for(t.params["theta"], t.params["num_arms"]) for t in tasks])
+    if cfg.id == "CompoundGrid-v0":
+        from icrl.envs.compound_grid import CompoundGrid
+
+        env = CompoundGrid(size=cfg.size, episode_length=cfg.episode_length, moves=cfg.moves, max_actions=cfg.max_actions())
+        return env, lambda tasks: _stack([env.params_for(**_grid_params(t.params)) for t in tasks])
     if cfg.id == "Projected-v0":
         from icrl.envs.projected import Projected
 
@@ -131,9 +151,49 @@ def _task_params(cfg: Any, tasks_cfg: Any) -> list[tuple[dict[str, Any], bool | 
             train = draw(n_train, seed=2 * seed, **kw)
             held = draw(n_held, seed=2 * seed + 1, **kw) if n_held else []
         return [(p, False) for p in train] + [(p, True) for p in held]
+    if cfg.id == "CompoundGrid-v0":
+        goals = [[r, c] for r in range(cfg.size) for c in range(cfg.size)]
+        return [(spec, None) for spec in _grid_specs(cfg, seed, goals, permute=False, task_seed=seed)]
     if cfg.id == "Projected-v0":
         return [({"projection_seed": s}, None) for s in range(cfg.num_tasks)]
     return [({}, None)]
+
+
+def set_seed(split_seed: int, name: str) -> int:
+    """Returns the seed of evaluation set `name`'s tasks: apart from the training and held-out draws."""
+    digest = hashlib.sha256(f"icrl evaluation set {split_seed} {name}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def set_tasks(cfg: Any, tasks_cfg: Any, eval_set: Any) -> list[Task]:
+    """Returns the tasks of the evaluation set `eval_set` on the env config `cfg` (the set's env section).
+
+    Drawn from the training or held-out distribution as the set says, with a seed of their
+    own, so none is a task of the dataset; arms permuted per task if the set asks.
+    """
+    from icrl.envs.bandits import bernoulli_tasks, contextual_tasks, permute_arms
+
+    seed = set_seed(tasks_cfg.split_seed, eval_set.task_seed_name)
+    if cfg.id == "BernoulliBandit-v0":
+        specs = bernoulli_tasks(
+            eval_set.tasks, min_arms=cfg.min_arms, max_arms=cfg.max_arms, distribution=cfg.distribution,
+            heldout=eval_set.draw == "heldout", seed=seed,
+        )
+    elif cfg.id == "ContextualBandit-v0":
+        specs = contextual_tasks(
+            eval_set.tasks, min_arms=cfg.min_arms, max_arms=cfg.max_arms, context_dim=cfg.context_dim, seed=seed
+        )
+    elif cfg.id == "CompoundGrid-v0":  # the family's goals of the set's split, with the set's actions
+        goals = [t.params["goal"] for t in make_family(cfg, tasks_cfg).by_split(eval_set.draw)]
+        goals = [goals[i % len(goals)] for i in range(eval_set.tasks)]
+        specs = _grid_specs(cfg, tasks_cfg.split_seed, goals, permute=eval_set.permute_actions, task_seed=seed)
+        return [Task(cfg.id, {**cfg.settings(), **spec}, HELDOUT) for spec in specs]
+    else:
+        raise ValueError(f"{cfg.id} has no task generator for evaluation sets")
+    if eval_set.permute_actions:
+        specs = [permute_arms(spec, seed=seed + 1, index=i) for i, spec in enumerate(specs)]
+    settings = cfg.settings()
+    return [Task(cfg.id, {**settings, **spec}, HELDOUT) for spec in specs]
 
 
 def make_family(cfg: Any, tasks_cfg: Any) -> TaskFamily:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +12,8 @@ from icrl.atomic import write_json
 from icrl.console import say
 from icrl.datasets.dataset import Dataset
 from icrl.datasets.manifest import DatasetError
-from icrl.distill.model import build_model, build_policy, load_spec
+from icrl.distill.headless import fixed_action_set
+from icrl.distill.model import BASELINE_DIR, build_model, build_policy, load_spec, model_label
 from icrl.distill.trainer import load_params
 from icrl.envs import make_family
 from icrl.envs.tasks import HELDOUT, TRAIN, Task
@@ -21,6 +21,7 @@ from icrl.evaluate.references import data_policy_return, reference_returns
 from icrl.evaluate.compare import compared_run
 from icrl.evaluate.report import split_summary, write_report
 from icrl.evaluate.rollout import make_rollout
+from icrl.evaluate.sets import EvalModel, evaluate_sets, finished_result
 
 RESULTS_DIR = "results"
 
@@ -43,13 +44,15 @@ def source_curve(dataset: Dataset) -> list[float]:
     return [round(float(x), 4) for x in np.mean([r[:width] for r in returns], axis=0)]
 
 
-def _finished_result(path: Path, fingerprint: str) -> dict[str, Any] | None:
-    """Returns the result file at `path` if a run with this fingerprint wrote it."""
-    try:
-        result = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return result if isinstance(result, dict) and result.get("fingerprint") == fingerprint else None
+def _load_model(folder: Path, role: str, cfg: Any, obs: np.ndarray) -> EvalModel:
+    """Returns the newest checkpoint of the model trained in `folder`, ready to roll out."""
+    spec = load_spec(folder)
+    step, params = load_params(folder, build_model(spec), cfg.distill, obs)
+    action_set = None
+    if spec.get("head") == "headless":  # embeddings fixed for a rollout, drawn from its seeded key
+        dim = spec["action_embed_dim"]
+        action_set = lambda mask, key: fixed_action_set(mask, dim, key=key)
+    return EvalModel(role, model_label(spec), spec, build_policy(spec), params, action_set, step)
 
 
 def run_evaluate(cfg: Any, dataset: Dataset, distill_dir: Path, stage_dir: Path, fingerprint: str) -> dict[str, Any]:
@@ -58,17 +61,22 @@ def run_evaluate(cfg: Any, dataset: Dataset, distill_dir: Path, stage_dir: Path,
     family = make_family(cfg.env, cfg.tasks)
     if [t.task_id for t in family.heldout] != [t.task_id for t in dataset.tasks if t.split == HELDOUT]:
         raise DatasetError(f"{dataset.root}: its held-out tasks differ from those of this config's tasks section")
-    spec = load_spec(distill_dir)
-    model, policy = build_model(spec), build_policy(spec)
     obs, _ = family.env.reset(jax.random.key(0), family.env.default_params)
-    step, params = load_params(distill_dir, model, cfg.distill, np.asarray(obs))
-    rollout = make_rollout(policy, family.env, episodes=ev.episodes, policy=ev.policy, temperature=ev.temperature)
+    main = _load_model(distill_dir, "main", cfg, np.asarray(obs))
+    models = [main]
+    if cfg.distill.baseline:
+        models.append(_load_model(distill_dir / BASELINE_DIR, "baseline", cfg, np.asarray(obs)))
+    spec, step, params = main.spec, main.step, main.params
+    rollout = make_rollout(
+        main.policy, family.env, episodes=ev.episodes, policy=ev.policy, temperature=ev.temperature,
+        action_set=main.action_set,
+    )
     run_batch = jax.jit(jax.vmap(rollout, in_axes=(None, 0, 0)))
     results_dir = stage_dir / RESULTS_DIR
     summary: dict[str, Any] = {}
     for index, (split, tasks) in enumerate(eval_tasks(dataset.tasks, train_tasks=ev.train_tasks, seed=ev.seed).items()):
         path = results_dir / f"{split}.json"
-        result = _finished_result(path, fingerprint)
+        result = finished_result(path, fingerprint)
         if result is not None:
             say(f"evaluate: {split} already done ({path})")
         else:
@@ -105,6 +113,10 @@ def run_evaluate(cfg: Any, dataset: Dataset, distill_dir: Path, stage_dir: Path,
     }
     summary["policy"] = {"rule": ev.policy, "temperature": ev.temperature if ev.policy == "sample" else None}
     summary["compare"] = [compared_run(Path(run)) for run in ev.compare_with]
+    if ev.sets:
+        summary["sets"] = evaluate_sets(cfg, models, results_dir, fingerprint)
+        summary["set_models"] = [m.label for m in models]
+        summary["set_order"] = [s.name for s in ev.sets]  # summary.json sorts its keys
     summary.update(
         {"dataset": dataset.id, "model": spec["kind"], "checkpoint_step": step, "episodes": ev.episodes}
     )
