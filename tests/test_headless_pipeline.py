@@ -46,7 +46,7 @@ def bandit_data(root=None, *, distill=None, sets=None, env=None, evaluate=None):
             "episodes": 24, "rollouts_per_task": 1, "train_tasks": 2, "reference_episodes": 4,
             "sets": sets if sets is not None else [
                 {"name": "training-like", "tasks": 2, "draw": "train"},
-                {"name": "permuted", "tasks": 2, "draw": "train", "permute_actions": True},
+                {"name": "permuted", "tasks": 2, "draw": "train", "permute_actions": True, "same_tasks_as": "training-like"},
                 {"name": f"arms-{BIG}", "tasks": 2, "draw": "train", "env": {"min_arms": BIG, "max_arms": BIG}},
             ],
             **(evaluate or {}),
@@ -192,6 +192,13 @@ def test_set_results_plots_and_report_are_written(headless_run):
     line = next(line for line in report.splitlines() if line.startswith("| training-like "))
     assert f"{summary['sets']['training-like']['models']['AD (transformer)']['regret']:.1f}" in line
     assert "(train draw, permuted)" in next(line for line in report.splitlines() if line.startswith("| permuted "))
+    # the paired sets: the same tasks, then with the arms shuffled; each model's change is reported
+    plain = set_tasks(set_env(cfg, 0), cfg.tasks, cfg.evaluate.sets[0])
+    assert [sorted(t.params["means"]) for t in plain] == [sorted(t.params["means"]) for t in tasks]
+    paired = next(line for line in report.splitlines() if line.startswith("- permuted holds the tasks of training-like"))
+    for label in ("Headless-AD (transformer)", "AD (transformer)"):
+        before, after = (summary["sets"][name]["models"][label]["regret"] for name in ("training-like", "permuted"))
+        assert f"{label} {before:.1f} → {after:.1f}" in paired
 
 
 def test_the_baseline_is_a_plain_ad_model_of_its_own(headless_run):
@@ -481,18 +488,20 @@ def test_the_gridworld_pipelines_sets_are_unseen():
 
     cfg = load_config(Path(__file__).parent.parent / "pipelines" / "gridworld-headless.yaml")
     family = make_family(cfg.env, cfg.tasks)
-    dataset_ids = {t.task_id for t in family.tasks}
+    training_ids = {t.task_id for t in family.train}
     train_codes, _ = split_codes(moves=cfg.env.moves, train=cfg.env.train_actions, seed=cfg.tasks.split_seed)
     heldout_goals = {tuple(t.params["goal"]) for t in family.heldout}
     assert all(set(t.params["codes"][: t.params["num_actions"]]) == set(train_codes) for t in family.train)
     for i, eval_set in enumerate(cfg.evaluate.sets):
         tasks = set_tasks(set_env(cfg, i), cfg.tasks, eval_set)
-        assert not {t.task_id for t in tasks} & dataset_ids, eval_set.name
+        assert not {t.task_id for t in tasks} & training_ids, eval_set.name  # never a task trained on
         assert {tuple(t.params["goal"]) for t in tasks} <= heldout_goals, eval_set.name
         offered = [t.params["codes"][: t.params["num_actions"]] for t in tasks]
         if eval_set.name == "unseen-actions":
             assert all(len(o) == 50 and not set(o) & set(train_codes) for o in offered)
         elif eval_set.name == "permuted":
             assert all(sorted(o) == train_codes for o in offered) and any(o != train_codes for o in offered)
+        elif eval_set.name == "heldout-goals":  # the dataset's held-out tasks: goals never trained on
+            assert {t.task_id for t in tasks} <= {t.task_id for t in family.heldout}
         else:
             assert all(sorted(o) == list(range(125)) for o in offered)

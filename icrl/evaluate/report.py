@@ -144,7 +144,8 @@ def _paired_lines(sets: dict[str, Any], labels: list[str]) -> list[str]:
             before, after = base["models"].get(label, {}), fig["models"].get(label, {})
             if key in before and key in after:
                 rise = f" ({(after[key] - before[key]) / before[key]:+.0%})" if before[key] else ""
-                changes.append(f"{label} {before[key]:.1f} → {after[key]:.1f}{rise}")
+                digits = 1 if key == "regret" else 2
+                changes.append(f"{label} {before[key]:.{digits}f} → {after[key]:.{digits}f}{rise}")
         what = "the actions permuted" if fig["permuted"] and not base["permuted"] else "the same tasks"
         lines += [f"- {name} holds the tasks of {fig['same_tasks_as']} with {what}: {key.replace('_', ' ')} " + "; ".join(changes), ""]
     return lines
