@@ -17,8 +17,6 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-HEADS = ("linear", "headless")
-
 
 class ActionSet(NamedTuple):
     """The actions a headless model chooses among: embeddings [..., A, D] and which are available, bool [..., A]."""
@@ -97,6 +95,11 @@ class ActionTokens(nn.Module):
         return e_prev, prompt + jnp.broadcast_to(prompt_type, prompt.shape)
 
 
+def prepend_prompt(prompt: jax.Array, x: jax.Array) -> jax.Array:
+    """Returns the token sequence `x` [..., n, dim] with the prompt tokens [..., P, dim] (or unbatched [P, dim]) in front."""
+    return jnp.concatenate([jnp.broadcast_to(prompt, x.shape[:-2] + prompt.shape[-2:]), x], axis=-2)
+
+
 class HeadlessHead(nn.Module):
     """Scores every action of the set: logit_a = out · e_a, −∞ for unavailable actions."""
 
@@ -109,4 +112,6 @@ class HeadlessHead(nn.Module):
         return jnp.where(actions.available[..., None, :], logits, -jnp.inf)
 
 
-__all__ = ["HEADS", "ActionSet", "ActionTokens", "HeadlessHead", "fixed_action_set", "orthonormal_rows", "random_action_sets"]
+__all__ = [
+    "ActionSet", "ActionTokens", "HeadlessHead", "fixed_action_set", "orthonormal_rows", "prepend_prompt", "random_action_sets",
+]

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from icrl.distill.headless import ActionSet, ActionTokens, HeadlessHead
+from icrl.distill.headless import ActionSet, ActionTokens, HeadlessHead, prepend_prompt
 from icrl.distill.transformer import TransitionEmbedding
 
 SCANS = ("auto", "parallel", "sequential")
@@ -205,7 +205,7 @@ class S5(nn.Module):
             e_act, prompt = ActionTokens(self.dim, summary=True)(prev_action, actions)
             x = TransitionEmbedding(self.num_actions, self.dim, self.num_obs)(obs, prev_action, prev_reward, e_act)
             if read_prompt:
-                x = jnp.concatenate([jnp.broadcast_to(prompt, x.shape[:-2] + prompt.shape[-2:]), x], axis=-2)
+                x = prepend_prompt(prompt, x)
             reset = jnp.zeros(x.shape[:-1], bool)
         else:
             x = TransitionEmbedding(self.num_actions, self.dim, self.num_obs)(obs, prev_action, prev_reward)

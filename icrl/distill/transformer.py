@@ -13,7 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from icrl.distill.headless import ActionSet, ActionTokens, HeadlessHead
+from icrl.distill.headless import ActionSet, ActionTokens, HeadlessHead, prepend_prompt
 
 
 class TransitionEmbedding(nn.Module):
@@ -167,7 +167,7 @@ class Transformer(nn.Module):
             x = TransitionEmbedding(self.num_actions, self.dim, self.num_obs)(obs, prev_action, prev_reward, e_act)
             prefix = actions.size
             if read_prompt:
-                x = jnp.concatenate([jnp.broadcast_to(prompt, x.shape[:-2] + prompt.shape[-2:]), x], axis=-2)
+                x = prepend_prompt(prompt, x)
             if cache is None and not read_prompt:
                 raise ValueError("without a cache the prompt must be read (read_prompt=True)")
             slots = x.shape[-2] if cache is None else cache[0].k.shape[-3]
